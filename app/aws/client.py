@@ -1,0 +1,60 @@
+"""The one place that builds boto3 clients: explicit timeouts, standard retries, endpoints."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+
+from app.config import Settings
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# The embedded sandbox accepts any keys; these are used only when the endpoint is on loopback
+# and nothing else provides credentials, so `AWS_ENDPOINT_URL_IAM=<sandbox>` is enough.
+_SANDBOX_KEYS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+
+
+def iam_endpoint(settings: Settings) -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_IAM") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def is_loopback(url: str | None) -> bool:
+    return bool(url) and (urlsplit(url).hostname or "") in _LOOPBACK
+
+
+def client_config(settings: Settings) -> Config:
+    # botocore's default is still "legacy" (5 attempts, no jitter cap); standard retries
+    # Throttling, 5xx and connection errors with capped exponential backoff.
+    return Config(
+        region_name=settings.aws_region,
+        connect_timeout=settings.aws_connect_timeout,
+        read_timeout=settings.aws_read_timeout,
+        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
+    )
+
+
+def _session(endpoint: str | None) -> boto3.session.Session:
+    session = boto3.session.Session()
+    if is_loopback(endpoint) and session.get_credentials() is None:
+        session = boto3.session.Session(
+            aws_access_key_id=_SANDBOX_KEYS["aws_access_key_id"],
+            aws_secret_access_key=_SANDBOX_KEYS["aws_secret_access_key"],
+        )
+    return session
+
+
+def make_clients(settings: Settings, *, endpoint: str | None = None) -> tuple[Any, Any]:
+    """Build the IAM and STS clients; `endpoint` overrides AWS_ENDPOINT_URL_IAM."""
+    endpoint = endpoint or iam_endpoint(settings)
+    session = _session(endpoint)
+    config = client_config(settings)
+    iam = session.client("iam", endpoint_url=endpoint, config=config)
+    # The sandbox serves STS on the same port; real AWS has its own endpoint.
+    sts_endpoint = os.environ.get("AWS_ENDPOINT_URL_STS") or (
+        endpoint if is_loopback(endpoint) else None
+    )
+    sts = session.client("sts", endpoint_url=sts_endpoint, config=config)
+    return iam, sts

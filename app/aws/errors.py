@@ -1,0 +1,196 @@
+"""AWS errors turned into the portal's own errors, each with a plain message."""
+
+from __future__ import annotations
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from app.errors import PortalError
+
+
+class AwsError(PortalError):
+    """An IAM call failed; `request_id` is AWS's id for it, for the audit log."""
+
+    status = 502
+    code = "aws_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str = "",
+        aws_code: str = "",
+        request_id: str | None = None,
+    ):
+        super().__init__(message)
+        self.action = action
+        self.aws_code = aws_code
+        self.request_id = request_id
+
+
+class AccessDenied(AwsError):
+    status = 502
+    code = "aws_access_denied"
+
+
+class Throttled(AwsError):
+    status = 503
+    code = "aws_throttled"
+
+
+class AwsUnavailable(AwsError):
+    status = 503
+    code = "aws_unavailable"
+
+
+class AwsCredentialsMissing(AwsError):
+    status = 500
+    code = "aws_credentials_missing"
+
+
+class NoSuchEntity(AwsError):
+    status = 404
+    code = "aws_no_such_entity"
+
+
+class EntityAlreadyExists(AwsError):
+    status = 409
+    code = "aws_entity_already_exists"
+
+
+class DeleteConflict(AwsError):
+    status = 409
+    code = "aws_delete_conflict"
+
+
+class InvalidAuthenticationCode(AwsError):
+    status = 400
+    code = "aws_invalid_authentication_code"
+
+
+class LimitExceeded(AwsError):
+    status = 409
+    code = "aws_limit_exceeded"
+
+
+class EntityTemporarilyUnmodifiable(AwsError):
+    status = 409
+    code = "aws_entity_temporarily_unmodifiable"
+
+
+class ConcurrentModification(AwsError):
+    status = 409
+    code = "aws_concurrent_modification"
+
+
+class PasswordPolicyViolation(AwsError):
+    status = 400
+    code = "aws_password_policy_violation"
+
+
+class ReportNotReady(AwsError):
+    status = 503
+    code = "aws_report_not_ready"
+
+
+_BY_CODE: dict[str, type[AwsError]] = {
+    "AccessDenied": AccessDenied,
+    "AccessDeniedException": AccessDenied,
+    "UnauthorizedOperation": AccessDenied,
+    "Throttling": Throttled,
+    "ThrottlingException": Throttled,
+    "RequestLimitExceeded": Throttled,
+    "ServiceFailure": AwsUnavailable,
+    "ServiceUnavailable": AwsUnavailable,
+    "InternalFailure": AwsUnavailable,
+    "NoSuchEntity": NoSuchEntity,
+    "EntityAlreadyExists": EntityAlreadyExists,
+    "DeleteConflict": DeleteConflict,
+    "InvalidAuthenticationCode": InvalidAuthenticationCode,
+    "LimitExceeded": LimitExceeded,
+    "EntityTemporarilyUnmodifiable": EntityTemporarilyUnmodifiable,
+    "ConcurrentModification": ConcurrentModification,
+    "PasswordPolicyViolation": PasswordPolicyViolation,
+    "ReportNotPresent": ReportNotReady,
+    "ReportExpired": ReportNotReady,
+    "ReportInProgress": ReportNotReady,
+}
+
+
+def _message(kind: type[AwsError], action: str, aws_message: str) -> str:
+    iam_action = f"iam:{action}" if action != "GetCallerIdentity" else "sts:GetCallerIdentity"
+    if kind is AccessDenied:
+        return (
+            f"The portal's AWS identity is not allowed to call {iam_action}. "
+            "Add it to that identity's policy (see app/policies/runtime-policy.json)."
+        )
+    if kind is Throttled:
+        return "AWS is throttling the portal's requests right now. Wait a minute and try again."
+    if kind is AwsUnavailable:
+        return "AWS IAM is not answering properly right now. Wait a minute and try again."
+    if kind is NoSuchEntity:
+        return f"AWS says it does not exist: {aws_message}"
+    if kind is EntityAlreadyExists:
+        return f"AWS says it already exists: {aws_message}"
+    if kind is DeleteConflict:
+        return f"AWS refused the deletion because something is still attached: {aws_message}"
+    if kind is InvalidAuthenticationCode:
+        return "AWS did not accept the two codes. Wait for a fresh code and try again."
+    if kind is LimitExceeded:
+        return f"An AWS limit was reached: {aws_message}"
+    if kind is EntityTemporarilyUnmodifiable:
+        return (
+            "AWS cannot change this user for a few minutes (it was recently deleted and "
+            "re-created). Try again in a few minutes."
+        )
+    if kind is ConcurrentModification:
+        return "Someone else changed this in AWS at the same moment. Try again."
+    if kind is PasswordPolicyViolation:
+        return f"The password breaks the account's password policy: {aws_message}"
+    if kind is ReportNotReady:
+        return "AWS is still preparing the credential report. Try again in a moment."
+    return f"AWS refused {iam_action}: {aws_message}"
+
+
+def translate(exc: Exception, action: str) -> AwsError:
+    """Map a botocore exception raised by `action` to the portal's own error."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        aws_code = str(error.get("Code", ""))
+        aws_message = str(error.get("Message", "")).strip() or aws_code
+        request_id = exc.response.get("ResponseMetadata", {}).get("RequestId")
+        kind = _BY_CODE.get(aws_code, AwsError)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if kind is AwsError and isinstance(status, int) and status >= 500:
+            kind = AwsUnavailable
+        return kind(
+            _message(kind, action, aws_message),
+            action=action,
+            aws_code=aws_code,
+            request_id=request_id,
+        )
+    if isinstance(exc, NoCredentialsError):
+        return AwsCredentialsMissing(
+            "The portal found no AWS credentials. Give it credentials the usual AWS way "
+            "(environment, profile or instance role).",
+            action=action,
+        )
+    if isinstance(
+        exc,
+        EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
+    ):
+        return AwsUnavailable(
+            "The portal could not reach AWS IAM (the connection failed or timed out). "
+            "Try again in a minute.",
+            action=action,
+        )
+    if isinstance(exc, BotoCoreError):
+        return AwsUnavailable(f"Calling AWS IAM failed: {exc}", action=action)
+    raise exc

@@ -1,0 +1,129 @@
+"""One Settings object for the whole portal, read from IAM_ONBOARD_* variables or a .env file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigError
+
+# Only ever acceptable with the embedded sandbox AWS: anyone can read it here.
+SANDBOX_SECRET = "sandbox-only-not-a-secret-0123456789abcdef"  # noqa: S105
+
+# Settings that may be given as a path to a file holding the value (IAM_ONBOARD_<NAME>_FILE).
+_FILE_SETTINGS = ("secret_key", "database_url", "smtp_url")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IAM_ONBOARD_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    sandbox: bool = False
+    secret_key: str = SANDBOX_SECRET
+    database_url: str = "sqlite:///iam-onboard.db"
+    base_url: str = "http://127.0.0.1:8000"
+    mfa_group: str = "MFA"
+    mfa_policy: str = "MFA"
+    assignable_groups: list[str] = Field(default_factory=list)
+    invite_ttl_hours: float = Field(default=72, gt=0, le=24 * 30)
+    enrollment_ttl_minutes: float = Field(default=10, gt=0, le=24 * 60)
+    reminder_after_hours: float = Field(default=24, gt=0)
+    smtp_url: str | None = None
+    mail_from: str = "iam-onboard <iam-onboard@localhost>"
+    aws_region: str = "us-east-1"
+    aws_connect_timeout: float = Field(default=5, gt=0)
+    aws_read_timeout: float = Field(default=20, gt=0)
+    aws_max_attempts: int = Field(default=3, ge=1, le=10)
+    log_level: str = "INFO"
+
+    @field_validator("assignable_groups", mode="before")
+    @classmethod
+    def _split_groups(cls, value: Any) -> Any:
+        # A comma-separated list reads better in an environment variable than JSON does.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [g.strip() for g in value.split(",") if g.strip()]
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("smtp://", "smtps://", "smtp+starttls://")):
+            raise ValueError("must start with smtp://, smtps:// or smtp+starttls://")
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value.startswith("postgres://") or value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; name it so SQLAlchemy does not look for psycopg2.
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite:", "postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Settings:
+        if len(self.secret_key) < 32:
+            raise ValueError("secret_key must be at least 32 characters")
+        return self
+
+    @property
+    def uses_default_secret(self) -> bool:
+        return self.secret_key == SANDBOX_SECRET
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def require_real_secret(self) -> None:
+        """Refuse to run outside the sandbox with the published default secret."""
+        if self.uses_default_secret and not self.sandbox:
+            raise ConfigError(
+                "IAM_ONBOARD_SECRET_KEY is not set: set it (or IAM_ONBOARD_SECRET_KEY_FILE) to a "
+                "long random string before serving real users, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+
+
+def _file_overrides() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in _FILE_SETTINGS:
+        path = os.environ.get(f"IAM_ONBOARD_{name.upper()}_FILE")
+        if path:
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"IAM_ONBOARD_{name.upper()}_FILE: cannot read {path}: {exc.strerror}"
+                ) from exc
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning any bad value into one clear ConfigError line."""
+    try:
+        return Settings(**{**_file_overrides(), **overrides})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        variable = f"IAM_ONBOARD_{name.upper()}" if first["loc"] else "configuration"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{variable}: {message}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,108 @@
+"""The FastAPI app factory: middleware, routers, error handlers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from app.aws.errors import AwsError
+from app.services.portal import Portal
+from app.web import common
+from app.web.errors import csrf_failure, install_error_handlers
+from app.web.middleware import SessionCsrfMiddleware
+from app.web.templating import STATIC_DIR
+
+log = logging.getLogger("iam_onboard.http")
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+)
+
+
+def redact_path(path: str) -> str:
+    """Paths that carry a token are logged without it."""
+    for prefix in ("/enroll/", "/admin/setup/"):
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + "[token]"
+    return path
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    def __init__(self, app: Any, *, https: bool):
+        super().__init__(app)
+        self.https = https
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", _CSP)
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["X-Frame-Options"] = "DENY"
+        if request.url.path.startswith("/static/"):
+            headers.setdefault("Cache-Control", "public, max-age=3600")
+        else:
+            # Pages can show secrets or personal data: nothing is kept by browsers or proxies.
+            headers.setdefault("Cache-Control", "no-store")
+        if self.https:
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        log.info(
+            "%s %s %s %.0fms",
+            request.method,
+            redact_path(request.url.path),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+
+def create_app(portal: Portal) -> FastAPI:
+    app = FastAPI(title="iam-onboard", version="0.1.0", docs_url=None, redoc_url=None)
+    app.state.portal = portal
+    settings = portal.settings
+    # Added inner first: SecurityHeaders wraps everything, CSRF failures included.
+    app.add_middleware(
+        SessionCsrfMiddleware,
+        secret=settings.secret_key,
+        https=settings.https,
+        on_csrf_failure=csrf_failure,
+    )
+    app.add_middleware(SecurityHeaders, https=settings.https)
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(common.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            portal.db.ping()
+            checks["database"] = "ok"
+        except Exception:  # the reason goes to the server log, not to the prober
+            log.exception("readyz: database check failed")
+            checks["database"] = "unreachable"
+        try:
+            portal.iam().caller_identity()
+            checks["iam"] = "ok"
+        except AwsError as exc:
+            log.warning("readyz: IAM check failed: %s", exc.message)
+            checks["iam"] = "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    return app

@@ -1,0 +1,83 @@
+"""Bootstrap: the MFA policy and group, created or brought up to date, attached to each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.aws.policies import mfa_policy_document, policy_drift, render_policy
+from app.services import audit
+from app.services.portal import Actor, Portal
+
+POLICY_DESCRIPTION = "Denies everything but MFA self-registration until signed in with MFA"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the plan: `changed` is False when the thing was already right."""
+
+    changed: bool
+    text: str
+
+
+def policy_arn(account: str, name: str) -> str:
+    return f"arn:aws:iam::{account}:policy/{name}"
+
+
+def bootstrap(portal: Portal, *, dry_run: bool, actor: Actor) -> list[Step]:
+    """Create or update the MFA policy and group and attach them; with dry_run, change nothing."""
+    iam = portal.iam()
+    s = portal.settings
+    account = iam.caller_identity()["account"]
+    arn = policy_arn(account, s.mfa_policy)
+    desired = mfa_policy_document()
+    would = "would " if dry_run else ""
+    steps: list[Step] = []
+
+    policy = iam.get_policy(arn)
+    if policy is None:
+        if not dry_run:
+            iam.create_policy(s.mfa_policy, render_policy(desired), description=POLICY_DESCRIPTION)
+        steps.append(Step(True, f"{would}create policy {s.mfa_policy} ({arn})"))
+    else:
+        live = iam.policy_document(arn, policy["DefaultVersionId"])
+        drift = policy_drift(live, desired)
+        if drift:
+            for line in drift:
+                steps.append(Step(True, f"drift in policy {s.mfa_policy}: {line}"))
+            if not dry_run:
+                versions = iam.policy_versions(arn)
+                if len(versions) >= 5:  # IAM keeps at most five versions of a policy
+                    oldest = min(
+                        (v for v in versions if not v["IsDefaultVersion"]),
+                        key=lambda v: v["CreateDate"],
+                    )
+                    iam.delete_policy_version(arn, oldest["VersionId"])
+                iam.create_policy_version(arn, render_policy(desired))
+            steps.append(Step(True, f"{would}update policy {s.mfa_policy} to the portal's version"))
+        else:
+            steps.append(Step(False, f"policy {s.mfa_policy} is up to date"))
+
+    if iam.get_group(s.mfa_group) is None:
+        if not dry_run:
+            iam.create_group(s.mfa_group)
+        steps.append(Step(True, f"{would}create group {s.mfa_group}"))
+        attached: list[str] = []
+    else:
+        steps.append(Step(False, f"group {s.mfa_group} exists"))
+        attached = [p["PolicyArn"] for p in iam.attached_group_policies(s.mfa_group)]
+
+    if arn not in attached:
+        if not dry_run:
+            iam.attach_group_policy(s.mfa_group, arn)
+        steps.append(Step(True, f"{would}attach policy {s.mfa_policy} to group {s.mfa_group}"))
+    else:
+        steps.append(Step(False, f"policy {s.mfa_policy} is attached to group {s.mfa_group}"))
+
+    if not dry_run and any(step.changed for step in steps):
+        audit.record(
+            portal,
+            actor=actor,
+            action="bootstrap",
+            detail="; ".join(step.text for step in steps if step.changed),
+        )
+    return steps

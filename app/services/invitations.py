@@ -1,0 +1,266 @@
+"""Inviting a new hire: validate, create the IAM user inside the MFA group, store the invitation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.aws.errors import AwsError, EntityAlreadyExists, NoSuchEntity
+from app.aws.iam import EMAIL_TAG, INVITATION_TAG, MANAGED_TAG
+from app.errors import Conflict, PortalError, ValidationError
+from app.security.tokens import hash_token, new_token
+from app.services import audit
+from app.services.portal import Actor, Portal
+from app.store.models import Invitation
+
+# IAM's own rule for user names; ASCII only, as IAM is.
+USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+EMAIL = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
+# An invitation in one of these states still holds its user name.
+LIVE_STATES = ("creating", "pending")
+
+
+@dataclass(frozen=True)
+class InviteResult:
+    invitation_id: str
+    user_name: str
+    email: str
+    link: str
+    expires_at: datetime
+
+
+class InviteIncomplete(PortalError):
+    """The IAM user exists but is not yet in the MFA group; running the invite again finishes it."""
+
+    status = 503
+    code = "invite_incomplete"
+
+
+def validate_invite(
+    portal: Portal, *, user_name: str, email: str, extra_groups: list[str]
+) -> tuple[str, str, list[str]]:
+    """Check the form values; each error names the field it belongs under."""
+    user_name = user_name.strip()
+    email = email.strip()
+    if not USER_NAME.fullmatch(user_name):
+        raise ValidationError(
+            "Use 1 to 64 letters, digits or + = , . @ _ - for the IAM user name.",
+            field="user_name",
+        )
+    if len(email) > 320 or not EMAIL.fullmatch(email):
+        raise ValidationError("Enter an email address like name@example.com.", field="email")
+    allowed = {g.lower(): g for g in portal.settings.assignable_groups}
+    groups: list[str] = []
+    for group in extra_groups:
+        group = group.strip()
+        if not group:
+            continue
+        if group.lower() not in allowed:
+            choices = ", ".join(portal.settings.assignable_groups) or "none are configured"
+            raise ValidationError(
+                f"Group {group} cannot be granted from the portal (allowed: {choices}).",
+                field="groups",
+            )
+        if allowed[group.lower()] not in groups:
+            groups.append(allowed[group.lower()])
+    return user_name, email, groups
+
+
+def _live_invitation(portal: Portal, user_name: str) -> Invitation | None:
+    with portal.db.session() as session:
+        return session.scalars(
+            select(Invitation)
+            .where(Invitation.user_name_key == user_name.lower())
+            .where(Invitation.status.in_(LIVE_STATES))
+            .order_by(Invitation.created_at.desc())
+        ).first()
+
+
+def _set_status(portal: Portal, invitation_id: str, status: str, error: str | None = None) -> None:
+    with portal.db.session() as session:
+        row = session.get(Invitation, invitation_id)
+        if row is not None:
+            row.status = status
+            row.last_error = error
+
+
+def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
+    """CreateUser, tolerating a user that an earlier attempt of this same invitation made."""
+    iam = portal.iam()
+    tags = {MANAGED_TAG: "true", INVITATION_TAG: inv.id, EMAIL_TAG: inv.email}
+    try:
+        iam.create_user(inv.user_name, tags=tags)
+    except EntityAlreadyExists:
+        existing = iam.user_tags(inv.user_name) if iam.user_exists(inv.user_name) else None
+        if existing is not None and existing.get(INVITATION_TAG) == inv.id:
+            return  # a retry after a timeout, or a crash after CreateUser: it is ours
+        _set_status(portal, inv.id, "failed", "user name taken")
+        audit.record(
+            portal,
+            actor=actor,
+            action="iam.create_user",
+            target_user=inv.user_name,
+            outcome="failed",
+            aws_request_id=iam.last_request_id,
+            detail="an IAM user with this name already exists",
+        )
+        raise Conflict(
+            f"An IAM user named {inv.user_name} already exists in this account (IAM user names "
+            "ignore case). Choose another name, or send the existing user an enrollment link."
+        ) from None
+    except AwsError as exc:
+        _set_status(portal, inv.id, "failed", exc.message)
+        audit.record(
+            portal,
+            actor=actor,
+            action="iam.create_user",
+            target_user=inv.user_name,
+            outcome="failed",
+            aws_request_id=exc.request_id,
+            detail=exc.message,
+        )
+        raise
+    audit.record(
+        portal,
+        actor=actor,
+        action="iam.create_user",
+        target_user=inv.user_name,
+        aws_request_id=iam.last_request_id,
+    )
+
+
+def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> None:
+    """AddUserToGroup(MFA); on failure undo CreateUser, or leave the invite for a retry."""
+    iam = portal.iam()
+    group = portal.settings.mfa_group
+    try:
+        iam.add_user_to_group(inv.user_name, group)
+    except AwsError as exc:
+        audit.record(
+            portal,
+            actor=actor,
+            action="iam.add_user_to_group",
+            target_user=inv.user_name,
+            outcome="failed",
+            aws_request_id=exc.request_id,
+            detail=f"{group}: {exc.message}",
+        )
+        try:
+            iam.delete_user(inv.user_name)
+        except NoSuchEntity:
+            pass
+        except AwsError:
+            # The user stays behind, in no group, with no password and no key: it can do
+            # nothing. The invitation stays "creating" so a retry or housekeeping finishes it.
+            with portal.db.session() as session:
+                row = session.get(Invitation, inv.id)
+                if row is not None:
+                    row.last_error = exc.message
+            raise InviteIncomplete(
+                f"The IAM user {inv.user_name} was created but could not be added to the "
+                f"group {group} yet ({exc.message}). Run the same invite again to finish it."
+            ) from exc
+        _set_status(portal, inv.id, "failed", exc.message)
+        audit.record(
+            portal, actor=actor, action="iam.delete_user", target_user=inv.user_name,
+            detail="rolled back an invite that could not join the MFA group",
+        )  # fmt: skip
+        raise PortalError(
+            f"Could not add {inv.user_name} to the group {group}: {exc.message} "
+            "Nothing was left behind in AWS; try the invite again.",
+            status=exc.status,
+            code=exc.code,
+        ) from exc
+    audit.record(
+        portal,
+        actor=actor,
+        action="iam.add_user_to_group",
+        target_user=inv.user_name,
+        aws_request_id=iam.last_request_id,
+        detail=group,
+    )
+
+
+def _issue_token(portal: Portal, invitation_id: str) -> tuple[str, datetime]:
+    token = new_token()
+    expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
+    with portal.db.session() as session:
+        row = session.get(Invitation, invitation_id)
+        assert row is not None
+        row.token_hash = hash_token(token)
+        row.expires_at = expires_at
+        row.status = "pending"
+        row.last_error = None
+    return token, expires_at
+
+
+def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> InviteResult:
+    """Take an invitation in state `creating` through CreateUser and the MFA group."""
+    with portal.db.session() as session:
+        inv = session.get(Invitation, invitation_id)
+        if inv is None or inv.status != "creating":
+            raise Conflict("This invitation is not waiting to be created.")
+    _create_user(portal, inv, actor)
+    _join_mfa_group(portal, inv, actor)
+    token, expires_at = _issue_token(portal, inv.id)
+    audit.record(
+        portal,
+        actor=actor,
+        action="invite",
+        target_user=inv.user_name,
+        detail=f"email={inv.email} groups={','.join(inv.extra_groups) or '-'}",
+    )
+    return InviteResult(
+        invitation_id=inv.id,
+        user_name=inv.user_name,
+        email=inv.email,
+        link=portal.link(f"/enroll/{token}"),
+        expires_at=expires_at,
+    )
+
+
+def invite_user(
+    portal: Portal,
+    *,
+    user_name: str,
+    email: str,
+    extra_groups: list[str] | None = None,
+    note: str | None = None,
+    actor: Actor,
+) -> InviteResult:
+    """Create the IAM user inside the MFA group and a single-use enrollment link for them."""
+    user_name, email, groups = validate_invite(
+        portal, user_name=user_name, email=email, extra_groups=extra_groups or []
+    )
+    live = _live_invitation(portal, user_name)
+    if live is not None and live.status == "pending":
+        raise Conflict(
+            f"{live.user_name} was already invited on {live.created_at:%Y-%m-%d %H:%M} UTC and "
+            "has not enrolled yet; no second user was created. Resend the link instead.",
+        )
+    if live is not None:  # "creating": a half-done invite of the same name; finish that one
+        audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)
+        return finish_invitation(portal, invitation_id=live.id, actor=actor)
+    with portal.db.session() as session:
+        inv = Invitation(
+            user_name=user_name,
+            user_name_key=user_name.lower(),
+            email=email,
+            extra_groups=groups,
+            note=(note or "").strip()[:2000] or None,
+            invited_by=actor.name,
+            created_at=portal.clock(),
+            expires_at=portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours),
+        )
+        session.add(inv)
+        session.flush()
+        invitation_id = inv.id
+    return finish_invitation(portal, invitation_id=invitation_id, actor=actor)
+
+
+def list_invitations(portal: Portal) -> list[Invitation]:
+    with portal.db.session() as session:
+        return list(session.scalars(select(Invitation).order_by(Invitation.created_at.desc())))

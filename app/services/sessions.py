@@ -1,0 +1,91 @@
+"""Server-side sessions: the cookie holds an opaque id, the database holds its SHA-256 and state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete
+
+from app.security.tokens import hash_token, new_token
+from app.services.portal import Portal
+from app.store.models import WebSession
+
+# kind -> (idle timeout, absolute timeout)
+TIMEOUTS = {
+    "admin": (timedelta(minutes=30), timedelta(hours=12)),
+    # password accepted, waiting for the TOTP code
+    "admin_pending": (timedelta(minutes=5), timedelta(minutes=10)),
+    "enroll": (timedelta(minutes=30), timedelta(hours=2)),
+}
+# Writing last_seen on every request would turn each page view into a write.
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+def create_session(
+    portal: Portal,
+    *,
+    kind: str,
+    admin_id: str | None = None,
+    enrollment_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    replaces: str | None = None,
+) -> str:
+    """Start a session and return the new raw id for the cookie; `replaces` is ended."""
+    raw_id = new_token()
+    now = portal.clock()
+    _idle, absolute = TIMEOUTS[kind]
+    with portal.db.session() as session:
+        if replaces:
+            session.execute(delete(WebSession).where(WebSession.id_hash == hash_token(replaces)))
+        session.add(
+            WebSession(
+                id_hash=hash_token(raw_id),
+                kind=kind,
+                admin_id=admin_id,
+                enrollment_id=enrollment_id,
+                data=data or {},
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + absolute,
+            )
+        )
+    return raw_id
+
+
+def get_session(portal: Portal, raw_id: str | None) -> WebSession | None:
+    """The live session for this cookie value, or None when unknown, idle too long or expired."""
+    if not raw_id:
+        return None
+    now = portal.clock()
+    with portal.db.session() as session:
+        row = session.get(WebSession, hash_token(raw_id))
+        if row is None:
+            return None
+        idle, _absolute = TIMEOUTS.get(row.kind, (timedelta(0), timedelta(0)))
+        if now >= row.expires_at or now - row.last_seen_at >= idle:
+            session.delete(row)
+            return None
+        if now - row.last_seen_at >= _TOUCH_EVERY:
+            row.last_seen_at = now
+        session.expunge(row)
+        return row
+
+
+def update_session_data(portal: Portal, raw_id: str, **values: Any) -> None:
+    with portal.db.session() as session:
+        row = session.get(WebSession, hash_token(raw_id))
+        if row is not None:
+            row.data = {**row.data, **values}
+
+
+def end_session(portal: Portal, raw_id: str | None) -> None:
+    if raw_id:
+        with portal.db.session() as session:
+            session.execute(delete(WebSession).where(WebSession.id_hash == hash_token(raw_id)))
+
+
+def purge_expired_sessions(portal: Portal) -> int:
+    with portal.db.session() as session:
+        result = session.execute(delete(WebSession).where(WebSession.expires_at <= portal.clock()))
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,34 @@
+"""Pages that belong to no area: the front page and the language switcher."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app import i18n
+from app.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    return render(request, "home.html")
+
+
+def safe_next(next_path: str | None) -> str:
+    """Only local paths: a redirect target from a form must never leave the portal."""
+    if not next_path or not next_path.startswith("/") or next_path.startswith("//"):
+        return "/"
+    if "\\" in next_path or any(ord(ch) < 32 for ch in next_path):
+        return "/"
+    return next_path
+
+
+@router.post("/language")
+def switch_language(
+    request: Request, language: str = Form(...), next: str | None = Form(None)
+) -> Response:
+    if language in i18n.LANGUAGES:
+        request.state.set_language = language
+    return RedirectResponse(safe_next(next), status_code=303)

@@ -1,0 +1,59 @@
+"""Jinja2 rendering: the base layout, translations, the CSRF token and the language switcher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from app import i18n
+from app.security.csrf import csrf_token_for
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(["html", "xml", "txt"]),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+env.globals["LANGUAGES"] = i18n.LANGUAGES
+
+
+def csrf_token(request: Request) -> str:
+    secret = request.app.state.portal.settings.secret_key
+    session_id = getattr(request.state, "session_raw_id", None)
+    return csrf_token_for(secret=secret, session_id=session_id) if session_id else ""
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """Render a page; every page gets the request, its CSRF token and the current language."""
+    values = {
+        "request": request,
+        "csrf_token": csrf_token(request),
+        "lang": i18n.current_language(),
+        "path": request.url.path,
+        "flash": getattr(request.state, "flash", None),
+    }
+    values.update(context or {})
+    html = env.get_template(template).render(values)
+    return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def render_text(template: str, context: dict[str, Any]) -> str:
+    """Render a template outside a request (mail bodies)."""
+    return env.get_template(template).render(context)

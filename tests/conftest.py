@@ -1,0 +1,117 @@
+"""Shared fixtures: the sandbox over real HTTP, a fresh database per test, named personas."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.config import load_settings
+from app.sandbox import Sandbox, start_sandbox
+from app.services.bootstrap import bootstrap
+from app.services.portal import CLI_ACTOR, Portal, build_portal
+
+POSTGRES_URL = os.environ.get("IAM_ONBOARD_TEST_POSTGRES_URL")
+# CI sets this: there a skipped test is a failure, never a silent pass.
+NO_SKIPS = os.environ.get("IAM_ONBOARD_TEST_NO_SKIPS") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally with one clear line; fail in CI, where every part must be present."""
+    if NO_SKIPS:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    box = start_sandbox()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def aws(sandbox: Sandbox) -> Sandbox:
+    """The sandbox, wiped clean for this test."""
+    sandbox.reset()
+    return sandbox
+
+
+def _postgres_database() -> Iterator[str]:
+    """A database of its own on the test PostgreSQL server, dropped afterwards."""
+    assert POSTGRES_URL
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/portal.db"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    if not POSTGRES_URL:
+        skip_or_fail("IAM_ONBOARD_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    yield from _postgres_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs on SQLite always, and on PostgreSQL when a URL is given."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/portal.db"
+        return
+    if not POSTGRES_URL:
+        skip_or_fail("IAM_ONBOARD_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    yield from _postgres_database()
+
+
+def make_portal(sandbox: Sandbox, database_url: str, **overrides: object) -> Portal:
+    settings = load_settings(
+        secret_key=TEST_SECRET,
+        database_url=database_url,
+        base_url="http://portal.test",
+        **overrides,
+    )
+    return build_portal(settings, endpoint=sandbox.url)
+
+
+@pytest.fixture
+def portal(aws: Sandbox, sqlite_url: str) -> Iterator[Portal]:
+    """A bootstrapped sandbox account and a fresh SQLite database."""
+    p = make_portal(aws, sqlite_url, assignable_groups=["Developers", "ReadOnly"])
+    bootstrap(p, dry_run=False, actor=CLI_ACTOR)
+    iam = p.iam()
+    for group in ("Developers", "ReadOnly"):
+        iam.create_group(group)
+    yield p
+    p.db.dispose()
+
+
+@pytest.fixture
+def iam_client(aws: Sandbox):  # type: ignore[no-untyped-def]
+    """A plain boto3 client on the sandbox: what an operator's AWS CLI would see."""
+    import boto3
+
+    return boto3.client(
+        "iam",
+        endpoint_url=aws.url,
+        region_name="us-east-1",
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )

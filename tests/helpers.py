@@ -1,0 +1,106 @@
+"""Running the real `iam-onboard` command in tests: a demo process and CLI calls against it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+CLI = [sys.executable, "-m", "app.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a newcomer: no AWS credentials, no IAM_ONBOARD_* settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "IAM_ONBOARD_")) or k == "IAM_ONBOARD_TEST_POSTGRES_URL"
+    }
+    env["AWS_CONFIG_FILE"] = "/nonexistent"
+    env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    portal_url: str
+    iam_url: str
+    database_url: str
+    output: list[str] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """What another `iam-onboard` command needs to act on this same portal."""
+        return clean_env(
+            IAM_ONBOARD_DATABASE_URL=self.database_url,
+            IAM_ONBOARD_BASE_URL=self.portal_url,
+            AWS_ENDPOINT_URL_IAM=self.iam_url,
+            **extra,
+        )
+
+    def cli(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args], env=self.env(**extra_env), capture_output=True, text=True, timeout=60
+        )
+
+    def stop(self) -> str:
+        """Ctrl-C the demo; returns everything it wrote."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        rest = self.process.stdout.read() if self.process.stdout else ""
+        self.output.extend(rest.splitlines())
+        return "\n".join(self.output)
+
+
+def start_demo(tmp_path: Path, *extra_args: str, env: dict[str, str] | None = None) -> Demo:
+    port = free_port()
+    database_url = f"sqlite:///{tmp_path}/demo.db"
+    process = subprocess.Popen(
+        [*CLI, "demo", "--port", str(port), "--database-url", database_url, *extra_args],
+        env=env or clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    iam_url = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError("demo exited early:\n" + "".join(lines))
+        lines.append(line.rstrip("\n"))
+        if re.fullmatch(r"http://127\.0\.0\.1:\d+", line.strip()):
+            iam_url = line.strip()
+        if line.startswith("Database:"):
+            break
+    assert iam_url, "the demo printed no sandbox endpoint line:\n" + "\n".join(lines)
+    portal_url = f"http://127.0.0.1:{port}"
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(portal_url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return Demo(process, portal_url, iam_url, database_url, lines)

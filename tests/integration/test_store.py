@@ -1,0 +1,107 @@
+"""The store on SQLite always, and on PostgreSQL when IAM_ONBOARD_TEST_POSTGRES_URL is given."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from app.services import audit
+from app.services.portal import Actor
+from app.services.sessions import create_session, end_session, get_session
+from app.store.db import Database
+from app.store.models import AuditEvent, Invitation
+from tests.conftest import make_portal
+
+
+def _invitation(**values: object) -> Invitation:
+    defaults: dict[str, object] = {
+        "user_name": "Alice",
+        "user_name_key": "alice",
+        "email": "alice@example.com",
+        "invited_by": "admin@example.com",
+        "expires_at": datetime.now(UTC) + timedelta(hours=72),
+    }
+    return Invitation(**{**defaults, **values})
+
+
+def test_migrations_create_every_table_and_leave_nothing_pending(database_url: str):
+    db = Database(database_url)
+    assert db.pending_migrations()
+    db.migrate()
+    assert not db.pending_migrations()
+    tables = set(inspect(db.engine).get_table_names())
+    assert {
+        "invitations",
+        "enrollments",
+        "audit_events",
+        "admins",
+        "web_sessions",
+        "api_tokens",
+        "outbox",
+    } <= tables
+    db.migrate()  # a second start applies nothing and fails on nothing
+    db.dispose()
+
+
+def test_times_come_back_in_utc_and_lists_round_trip(database_url: str):
+    db = Database(database_url)
+    db.migrate()
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with db.session() as s:
+        s.add(_invitation(expires_at=when, extra_groups=["Developers", "ReadOnly"]))
+    with db.session() as s:
+        inv = s.scalars(select(Invitation)).one()
+        assert inv.expires_at == when and inv.expires_at.tzinfo is not None
+        assert inv.extra_groups == ["Developers", "ReadOnly"]
+        assert inv.status == "creating"
+    db.dispose()
+
+
+def test_token_hashes_are_unique(database_url: str):
+    db = Database(database_url)
+    db.migrate()
+    with db.session() as s:
+        s.add(_invitation(token_hash="a" * 64))
+    with pytest.raises(IntegrityError), db.session() as s:
+        s.add(_invitation(token_hash="a" * 64, user_name="bob", user_name_key="bob"))
+    db.dispose()
+
+
+def test_audit_event_survives_and_cannot_forge_lines(database_url: str, sandbox):
+    portal = make_portal(sandbox, database_url)
+    audit.record(
+        portal,
+        actor=Actor("eve\nFAKE admin deleted everything", source_ip="10.0.0.1\r\n"),
+        action="invite",
+        target_user="mallory\x1b[31m",
+        detail="line1\nline2",
+    )
+    with portal.db.session() as s:
+        event = s.scalars(select(AuditEvent)).one()
+    for value in (event.actor, event.target_user, event.detail, event.source_ip):
+        assert value is not None
+        assert not any(ord(ch) < 32 for ch in value)
+    assert event.at.tzinfo is not None
+    portal.db.dispose()
+
+
+def test_sessions_store_only_a_hash_and_end_server_side(database_url: str, sandbox):
+    portal = make_portal(sandbox, database_url)
+    raw = create_session(portal, kind="admin")
+    session = get_session(portal, raw)
+    assert session is not None and session.id_hash != raw
+    end_session(portal, raw)
+    assert get_session(portal, raw) is None
+    portal.db.dispose()
+
+
+def test_idle_sessions_expire(database_url: str, sandbox):
+    portal = make_portal(sandbox, database_url)
+    raw = create_session(portal, kind="admin")
+    later = datetime.now(UTC) + timedelta(minutes=31)
+    portal.clock = lambda: later
+    assert get_session(portal, raw) is None
+    portal.db.dispose()
