@@ -26,6 +26,8 @@ def skip_or_fail(reason: str) -> None:
     if NO_SKIPS:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
 TEST_SECRET = "test-secret-" + "x" * 40
 
 

@@ -1,0 +1,71 @@
+"""Route dependencies: the portal, the visitor's session, the signed-in admin, the enrollment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Depends, HTTPException, Request
+
+from app.services.portal import Actor, Portal
+from app.services.sessions import get_session
+from app.store.models import WebSession
+
+
+def get_portal(request: Request) -> Portal:
+    portal: Portal = request.app.state.portal
+    return portal
+
+
+PortalDep = Annotated[Portal, Depends(get_portal)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def session_raw_id(request: Request) -> str:
+    raw: str = request.state.session_raw_id
+    return raw
+
+
+def current_session(request: Request, portal: PortalDep) -> WebSession | None:
+    """The server-side session behind the visitor's cookie, if any (cached per request)."""
+    if not hasattr(request.state, "web_session"):
+        request.state.web_session = get_session(portal, session_raw_id(request))
+    session: WebSession | None = request.state.web_session
+    return session
+
+
+SessionDep = Annotated[WebSession | None, Depends(current_session)]
+
+
+class RedirectToSignIn(HTTPException):
+    """Raised for admin pages without an admin session; handled as a 303 to the sign-in page."""
+
+    def __init__(self, next_path: str):
+        target = "/admin/sign-in?" + urlencode({"next": next_path})
+        super().__init__(status_code=303, headers={"Location": target})
+
+
+@dataclass(frozen=True)
+class AdminContext:
+    admin_id: str
+    email: str
+    actor: Actor
+
+
+def require_admin(request: Request, portal: PortalDep, session: SessionDep) -> AdminContext:
+    """Admin pages need an admin session; an enrollment session opens none of them."""
+    if session is None or session.kind != "admin" or not session.admin_id:
+        raise RedirectToSignIn(request.url.path)
+    email = str(session.data.get("email", ""))
+    return AdminContext(
+        admin_id=session.admin_id,
+        email=email,
+        actor=Actor(email or f"admin:{session.admin_id}", client_ip(request)),
+    )
+
+
+AdminDep = Annotated[AdminContext, Depends(require_admin)]
