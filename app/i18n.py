@@ -7,6 +7,7 @@ language switcher's cookie or Accept-Language) and per command by the CLI (from 
 from __future__ import annotations
 
 import gettext as _gettext
+import io
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -19,11 +20,25 @@ DEFAULT_LANGUAGE = "en"
 _current: ContextVar[str] = ContextVar("iam_onboard_language", default=DEFAULT_LANGUAGE)
 
 
+def catalog_path(language: str) -> Path:
+    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
 @cache
 def translations(language: str) -> _gettext.NullTranslations:
-    if language == DEFAULT_LANGUAGE:
+    """The catalog for `language`, compiled in memory from its .po file (no build step)."""
+    path = catalog_path(language)
+    if language == DEFAULT_LANGUAGE or not path.exists():
         return _gettext.NullTranslations()
-    return _gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=language)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return _gettext.GNUTranslations(buffer)
 
 
 def set_language(language: str) -> None:
