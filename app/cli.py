@@ -10,10 +10,15 @@ import socket
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from app.config import Settings, load_settings
 from app.errors import PortalError
 from app.services.portal import CLI_ACTOR, Portal, build_portal
+
+if TYPE_CHECKING:
+    from app.services.lifecycle_steps import LinkResult
 
 log = logging.getLogger("iam_onboard")
 
@@ -78,6 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Portal: {settings.base_url}")
         print("Sandbox IAM endpoint (for AWS_ENDPOINT_URL_IAM and the AWS CLI):")
         print(sandbox.url)
+        _print_demo_admin(portal, args.admin_email)
         print(f"Database: {database_url}")
         sys.stdout.flush()
         _run_server(portal, host=host, port=args.port)
@@ -86,6 +92,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     return 0
+
+
+def _print_demo_admin(portal: Portal, email: str) -> None:
+    from app.services.admins import AdminAlreadySetUp, create_admin
+
+    try:
+        setup = create_admin(portal, email=email, actor=CLI_ACTOR)
+    except AdminAlreadySetUp:
+        print(f"Admin {email} exists and has finished setup: sign in at {portal.link('/admin')}")
+        return
+    print(f"Admin: {setup.email} (choose a password and a code app within 24 hours)")
+    print("Admin setup link (shown once):")
+    print(setup.link)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -145,10 +164,41 @@ def cmd_invite(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from app.services.invitations import list_invitations
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    from app.services.admins import create_admin
 
-    rows = list_invitations(_portal())
+    setup = create_admin(_portal(), email=args.email, actor=CLI_ACTOR)
+    print(
+        f"Admin {setup.email}: open this link before {setup.expires_at:%Y-%m-%d %H:%M} UTC to "
+        "choose a password and set up a code app. It works once and is shown only now:"
+    )
+    print(setup.link)
+    return 0
+
+
+def cmd_create_api_token(args: argparse.Namespace) -> int:
+    from app.services.api_tokens import create_api_token
+
+    token = create_api_token(_portal(), name=args.name, actor=CLI_ACTOR)
+    print(
+        f"API token {args.name.strip()} created. Send it as `Authorization: Bearer <token>`; "
+        "it is stored hashed and shown only now:"
+    )
+    print(token)
+    return 0
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from app.services.directory import export_rows, get_snapshot, refresh_directory
+
+    portal = _portal()
+    if not args.cached:
+        refresh_directory(portal, actor=CLI_ACTOR)
+    rows = export_rows(portal)
     if args.json:
         data = [
             {
@@ -156,18 +206,152 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "email": r.email,
                 "status": r.status,
                 "invited_by": r.invited_by,
-                "created_at": r.created_at.isoformat(),
-                "expires_at": r.expires_at.isoformat(),
+                "created_at": _iso(r.invited_at),
+                "expires_at": _iso(r.invite_expires_at),
+                "enrolled_at": _iso(r.enrolled_at),
+                "virtual_mfa_devices": r.mfa_devices,
+                "mfa_of_other_kind": r.other_mfa,
+                "in_mfa_group": r.in_mfa_group,
+                "last_console_sign_in": _iso(r.last_console_sign_in),
             }
             for r in rows
         ]
         print(json.dumps(data, indent=2))
         return 0
+    snapshot = get_snapshot(portal)
+    if snapshot.refreshed_at is None:
+        print("IAM not read yet: run `iam-onboard status` without --cached.")
     if not rows:
-        print("No invitations yet. Invite someone with: iam-onboard invite USER --email E")
+        print("No IAM users yet. Invite someone with: iam-onboard invite USER --email E")
         return 0
     for r in rows:
-        print(f"{r.user_name:<32} {r.status:<10} {r.email:<40} {r.created_at:%Y-%m-%d %H:%M}")
+        print(f"{r.user_name:<32} {r.status:<18} {r.email or '-'}")
+    if snapshot.refreshed_at is not None:
+        print(f"{len(rows)} user(s); IAM read {snapshot.refreshed_at:%Y-%m-%d %H:%M} UTC.")
+    return 0
+
+
+# -- lifecycle -----------------------------------------------------------------------------------
+def _confirm(question: str, *, expected: str | None, flag: str) -> None:
+    """Ask on a terminal (`expected` None means yes/no); without one, name the flag instead."""
+    if not sys.stdin.isatty():
+        raise PortalError(f"Refusing without confirmation: pass {flag} (no terminal to ask on).")
+    answer = input(question).strip()
+    ok = answer.lower() in ("y", "yes") if expected is None else answer == expected
+    if not ok:
+        raise PortalError("Cancelled: nothing was changed.")
+
+
+def _print_link(result: LinkResult, headline: str) -> None:
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    mailed = f" Mailed to {result.email}." if result.mailed else ""
+    print(
+        f"{headline}{mailed} The link expires {result.expires_at:%Y-%m-%d %H:%M} UTC, "
+        "works once and is shown only now:"
+    )
+    print(result.link)
+
+
+def cmd_resend(args: argparse.Namespace) -> int:
+    from app.services.lifecycle import resend
+
+    result = resend(_portal(), user_name=args.user, actor=CLI_ACTOR)
+    _print_link(result, f"New link for {result.user_name}; the previous link no longer works.")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from app.services.lifecycle import revoke
+
+    result = revoke(_portal(), user_name=args.user, delete_user=args.delete_user, actor=CLI_ACTOR)
+    print(f"The enrollment link of {result.user_name} no longer works.")
+    if result.user_deleted:
+        print(f"The IAM user {result.user_name} was deleted (it had never enrolled).")
+    return 0
+
+
+def cmd_reset_mfa(args: argparse.Namespace) -> int:
+    from app.services.lifecycle import reset_mfa
+
+    if not args.yes:
+        _confirm(
+            f"Reset MFA of {args.user}? Its MFA devices and console password are removed; it "
+            "cannot sign in until it enrolls again with the new link. [y/N] ",
+            expected=None,
+            flag="--yes",
+        )
+    result = reset_mfa(_portal(), user_name=args.user, email=args.email, actor=CLI_ACTOR)
+    print(f"MFA devices and console password of {result.user_name} removed.")
+    _print_link(result, "New enrollment link (the next enrollment gets a new secret).")
+    return 0
+
+
+def cmd_offboard(args: argparse.Namespace) -> int:
+    from app.services.lifecycle import describe_resources, offboard, offboard_plan
+
+    portal = _portal()
+    items = describe_resources(offboard_plan(portal, user_name=args.user))
+    print(f"Attached to {args.user} ({len(items)} item(s)), removed in this order:")
+    for item in items:
+        print(f"  {item}")
+    print(f"  then the IAM user {args.user} itself")
+    if args.dry_run:
+        print("Dry run: nothing was changed.")
+        return 0
+    if not args.yes:
+        _confirm(
+            f"Type the user name ({args.user}) to offboard it: ", expected=args.user, flag="--yes"
+        )
+    report = offboard(portal, user_name=args.user, actor=CLI_ACTOR)
+    print(f"Offboarded {report.user_name}: {len(report.removed)} item(s) removed, user deleted.")
+    return 0
+
+
+def _deadline(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PortalError(f"--deadline {value}: use YYYY-MM-DD (UTC).") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_send_link(args: argparse.Namespace) -> int:
+    from app.services.lifecycle import invite_existing_user
+
+    deadline = _deadline(args.deadline)
+    result = invite_existing_user(
+        _portal(),
+        user_name=args.user,
+        email=args.email,
+        deadline=deadline,
+        replace_login_profile=args.replace_login_profile,
+        extra_groups=args.group or [],
+        actor=CLI_ACTOR,
+    )
+    when = (
+        f"joins the MFA group when it enrolls or at {deadline:%Y-%m-%d %H:%M} UTC, "
+        "whichever comes first"
+        if deadline
+        else "is in the MFA group now"
+    )
+    _print_link(
+        result, f"Enrollment link for the existing IAM user {result.user_name}, who {when}."
+    )
+    return 0
+
+
+def cmd_housekeeping(args: argparse.Namespace) -> int:
+    from app.services.housekeeping import new_holder, run_housekeeping
+
+    report = run_housekeeping(_portal(), holder=new_holder())
+    for line in report.lines():
+        print(line)
+    if report.problems:
+        print(f"iam-onboard: {len(report.problems)} chore(s) failed; see above.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -182,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="portal port (default 8000)")
     p.add_argument("--iam-port", type=int, default=0, help="sandbox IAM port (default: free)")
     p.add_argument("--database-url", help="keep the database here instead of a throwaway file")
+    p.add_argument(
+        "--admin-email", default="admin@example.com", help="the demo admin's email address"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="run the portal against real AWS (production)")
@@ -203,9 +390,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", help="a note shown to the new hire")
     p.set_defaults(func=cmd_invite)
 
-    p = sub.add_parser("status", help="list invitations and their state")
+    p = sub.add_parser("create-admin", help="create an admin and print a one-time setup link")
+    p.add_argument("email", metavar="EMAIL", help="the admin's email address")
+    p.set_defaults(func=cmd_create_admin)
+
+    p = sub.add_parser("create-api-token", help="create an API token and print it once")
+    p.add_argument("name", metavar="NAME", help="who uses it, e.g. hr-system (shown in the audit)")
+    p.set_defaults(func=cmd_create_api_token)
+
+    p = sub.add_parser("status", help="read IAM and list every user with its status")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--cached", action="store_true", help="list the last read without calling AWS")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("resend", help="a new enrollment link; the old one stops working")
+    p.add_argument("user", metavar="USER", help="IAM user name")
+    p.set_defaults(func=cmd_resend)
+
+    p = sub.add_parser("revoke", help="make a user's enrollment link stop working")
+    p.add_argument("user", metavar="USER", help="IAM user name")
+    p.add_argument(
+        "--delete-user", action="store_true", help="also delete the user if it never enrolled"
+    )
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser("reset-mfa", help="lost phone: remove MFA and password, new link")
+    p.add_argument("user", metavar="USER", help="IAM user name")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--email", help="where the link goes, if the portal knows no address")
+    p.set_defaults(func=cmd_reset_mfa)
+
+    p = sub.add_parser("offboard", help="remove everything attached to a user, then the user")
+    p.add_argument("user", metavar="USER", help="IAM user name")
+    p.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask to type the user name")
+    p.set_defaults(func=cmd_offboard)
+
+    p = sub.add_parser("send-link", help="send an enrollment link to an existing IAM user")
+    p.add_argument("user", metavar="USER", help="IAM user name")
+    p.add_argument("--email", required=True, help="the person's email address")
+    p.add_argument("--deadline", help="YYYY-MM-DD (UTC): MFA group then, not now")
+    p.add_argument(
+        "--replace-login-profile", action="store_true", help="give a new console password"
+    )
+    p.add_argument("--group", action="append", help="extra group granted after MFA (repeatable)")
+    p.set_defaults(func=cmd_send_link)
+
+    p = sub.add_parser("housekeeping", help="run the periodic chores once")
+    p.set_defaults(func=cmd_housekeeping)
     return parser
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
 
@@ -30,10 +31,13 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     mfa_group: str = "MFA"
     mfa_policy: str = "MFA"
-    assignable_groups: list[str] = Field(default_factory=list)
+    # NoDecode: read as text, so "Developers,ReadOnly" works as well as a JSON list.
+    assignable_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     invite_ttl_hours: float = Field(default=72, gt=0, le=24 * 30)
     enrollment_ttl_minutes: float = Field(default=10, gt=0, le=24 * 60)
     reminder_after_hours: float = Field(default=24, gt=0)
+    # How often the server runs housekeeping itself; 0 leaves it to `iam-onboard housekeeping`.
+    housekeeping_interval_seconds: float = Field(default=300, ge=0)
     smtp_url: str | None = None
     mail_from: str = "iam-onboard <iam-onboard@localhost>"
     aws_region: str = "us-east-1"
@@ -46,7 +50,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_groups(cls, value: Any) -> Any:
         # A comma-separated list reads better in an environment variable than JSON does.
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [g.strip() for g in value.split(",") if g.strip()]
         return value
 

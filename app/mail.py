@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app.services.portal import Portal
 from app.store.models import OutboxMail
@@ -125,3 +125,27 @@ def retry_unsent(portal: Portal) -> int:
             )
         )
     return sum(deliver(portal, mail_id) for mail_id in due)
+
+
+def outbox_readable(portal: Portal) -> bool:
+    """Admins may read mail bodies in the portal only in the sandbox or when there is no SMTP."""
+    return portal.settings.sandbox or not portal.settings.smtp_url
+
+
+def list_outbox(portal: Portal, *, limit: int = 200) -> list[OutboxMail]:
+    """The newest messages first."""
+    with portal.db.session() as session:
+        return list(session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(limit)))
+
+
+def get_mail(portal: Portal, mail_id: int) -> OutboxMail | None:
+    with portal.db.session() as session:
+        return session.get(OutboxMail, mail_id)
+
+
+def unsent_count(portal: Portal) -> int:
+    with portal.db.session() as session:
+        count = session.scalar(
+            select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))
+        )
+        return int(count or 0)

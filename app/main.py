@@ -12,8 +12,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from app.aws.errors import AwsError
+from app.services import housekeeping
 from app.services.portal import Portal
-from app.web import common
+from app.web import admin_auth, admin_invite, admin_outbox, api, common, dashboard, enroll, users
 from app.web.errors import csrf_failure, install_error_handlers
 from app.web.middleware import SessionCsrfMiddleware
 from app.web.templating import STATIC_DIR
@@ -26,10 +27,15 @@ _CSP = (
 )
 
 
+# Fixed paths under the token-carrying prefixes; anything else there is a token.
+_NOT_TOKENS = {"verify", "done", "finish", "restart", "totp"}
+
+
 def redact_path(path: str) -> str:
     """Paths that carry a token are logged without it."""
     for prefix in ("/enroll/", "/admin/setup/"):
-        if path.startswith(prefix) and len(path) > len(prefix):
+        rest = path[len(prefix) :]
+        if path.startswith(prefix) and rest and rest not in _NOT_TOKENS:
             return prefix + "[token]"
     return path
 
@@ -65,7 +71,13 @@ class SecurityHeaders(BaseHTTPMiddleware):
 
 
 def create_app(portal: Portal) -> FastAPI:
-    app = FastAPI(title="iam-onboard", version="0.1.0", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="iam-onboard",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=housekeeping.lifespan(portal),  # periodic chores while the server runs
+    )
     app.state.portal = portal
     settings = portal.settings
     # Added inner first: SecurityHeaders wraps everything, CSRF failures included.
@@ -79,6 +91,13 @@ def create_app(portal: Portal) -> FastAPI:
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(common.router)
+    app.include_router(enroll.router)
+    app.include_router(admin_auth.router)
+    app.include_router(admin_invite.router)
+    app.include_router(admin_outbox.router)
+    app.include_router(dashboard.router)
+    app.include_router(users.router)
+    app.include_router(api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

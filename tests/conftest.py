@@ -83,14 +83,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from _postgres_database()
 
 
-def make_portal(sandbox: Sandbox, database_url: str, **overrides: object) -> Portal:
+def make_portal(
+    sandbox: Sandbox, database_url: str, *, endpoint: str | None = None, **overrides: object
+) -> Portal:
+    """A portal on the sandbox; `endpoint` puts something (a proxy) in between."""
+    # No background housekeeping thread in tests unless a test asks for one.
+    overrides.setdefault("housekeeping_interval_seconds", 0)
     settings = load_settings(
         secret_key=TEST_SECRET,
         database_url=database_url,
         base_url="http://portal.test",
         **overrides,
     )
-    return build_portal(settings, endpoint=sandbox.url)
+    return build_portal(settings, endpoint=endpoint or sandbox.url)
 
 
 @pytest.fixture

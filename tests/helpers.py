@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -104,3 +106,107 @@ def start_demo(tmp_path: Path, *extra_args: str, env: dict[str, str] | None = No
         except httpx.HTTPError:
             time.sleep(0.1)
     return Demo(process, portal_url, iam_url, database_url, lines)
+
+
+# -- admins in web tests ---------------------------------------------------------------------
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def admin_setup_link(output: list[str]) -> str:
+    """The link printed after "Admin setup link (shown once):" by the demo."""
+    for index, line in enumerate(output):
+        if line.startswith("Admin setup link") and index + 1 < len(output):
+            return output[index + 1].strip()
+    raise AssertionError("no admin setup link printed:\n" + "\n".join(output))
+
+
+class Clock:
+    """A portal clock that tests move by hand (portal.clock = Clock())."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    def step(self) -> int:
+        return int(self.now.timestamp() // 30)
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no csrf_token on the page"
+    return match.group(1)
+
+
+def seed_of(html: str) -> str:
+    match = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', html)
+    assert match, "no TOTP secret on the page"
+    return match.group(1).replace(" ", "")
+
+
+def totp_at(seed: str, step: int) -> str:
+    import pyotp
+
+    return pyotp.TOTP(seed).generate_otp(step)
+
+
+def set_up_admin(client: Any, setup_path: str, clock: Clock, password: str = ADMIN_PASSWORD) -> str:
+    """Walk an admin setup link through the pages (password, QR, two codes); returns the seed."""
+    page = client.get(setup_path)
+    assert page.status_code == 200, page.text
+    r = client.post(
+        setup_path,
+        data={"csrf_token": csrf_of(page.text), "password": password, "password_confirm": password},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/admin/setup/totp", r.text
+    page = client.get("/admin/setup/totp")
+    seed = seed_of(page.text)
+    r = client.post(
+        "/admin/setup/totp",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "code1": totp_at(seed, clock.step() - 1),
+            "code2": totp_at(seed, clock.step()),
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return seed
+
+
+def sign_in_admin(
+    client: Any,
+    email: str,
+    seed: str,
+    clock: Clock,
+    *,
+    password: str = ADMIN_PASSWORD,
+    next_path: str = "/admin/invite",
+) -> Any:
+    """Password then code; moves the clock one step on so the code was never used before."""
+    page = client.get("/admin/sign-in")
+    r = client.post(
+        "/admin/sign-in",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": email,
+            "password": password,
+            "next": next_path,
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    clock.advance(seconds=30)
+    page = client.get("/admin/sign-in/code")
+    r = client.post(
+        "/admin/sign-in/code",
+        data={"csrf_token": csrf_of(page.text), "code": totp_at(seed, clock.step())},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return r

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,6 +11,11 @@ import boto3
 from botocore.config import Config
 
 from app.config import Settings
+
+# At DEBUG these loggers write whole request and response bodies: MFA codes, the temporary
+# password, the seed. Pinned at INFO so that no log level set elsewhere can leak them.
+for _name in ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "urllib3.connectionpool"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # The embedded sandbox accepts any keys; these are used only when the endpoint is on loopback

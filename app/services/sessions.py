@@ -68,6 +68,7 @@ def get_session(portal: Portal, raw_id: str | None) -> WebSession | None:
             return None
         if now - row.last_seen_at >= _TOUCH_EVERY:
             row.last_seen_at = now
+            session.flush()  # expunge() would otherwise drop the change before the commit
         session.expunge(row)
         return row
 

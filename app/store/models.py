@@ -231,3 +231,5 @@ class DirectorySnapshot(Base):
     report_generated_at: Mapped[datetime | None] = mapped_column()
     user_count: Mapped[int] = mapped_column(Integer, default=0)
     iam_calls: Mapped[int] = mapped_column(Integer, default=0)
+    # Why the credential report could not be read (AccessDenied, not ready), shown on the page.
+    report_error: Mapped[str | None] = mapped_column(Text)

@@ -67,7 +67,7 @@ def test_invite_from_the_cli_acts_on_the_demo(demo: Demo, tmp_path: Path):
         assert token.encode() not in path.read_bytes()
 
     status = demo.cli("status", "--json")
-    assert json.loads(status.stdout)[0]["status"] == "pending"
+    assert json.loads(status.stdout)[0]["status"] == "invited"  # the directory status
 
 
 def test_bootstrap_twice_and_doctor_against_the_demo(demo: Demo):
@@ -111,3 +111,12 @@ def test_secret_from_a_file(tmp_path: Path):
         assert load_settings().secret_key == "s" * 48
     finally:
         del os.environ["IAM_ONBOARD_SECRET_KEY_FILE"]
+
+
+def test_assignable_groups_read_as_a_comma_list_or_json(monkeypatch: pytest.MonkeyPatch):
+    from app.config import load_settings
+
+    monkeypatch.setenv("IAM_ONBOARD_ASSIGNABLE_GROUPS", "Developers, ReadOnly")
+    assert load_settings().assignable_groups == ["Developers", "ReadOnly"]
+    monkeypatch.setenv("IAM_ONBOARD_ASSIGNABLE_GROUPS", '["Developers"]')
+    assert load_settings().assignable_groups == ["Developers"]

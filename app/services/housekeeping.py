@@ -1,0 +1,321 @@
+"""Housekeeping: the periodic chores, run by one replica at a time (a database lease).
+
+Expire links and enrollments, delete abandoned MFA devices, finish invitations a crash cut
+short, send one reminder per waiting invitation, enforce passed deadlines, retry unsent mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+
+from app.aws.errors import AwsError
+from app.errors import PortalError
+from app.mail import retry_unsent
+from app.security.tokens import hash_token, new_token
+from app.services import audit, leases
+from app.services.enrollment import expire_enrollments
+from app.services.invitations import LIVE_STATES, finish_invitation
+from app.services.lifecycle import finish_existing
+from app.services.lifecycle_steps import (
+    delete_unassigned_device,
+    iam_step,
+    mail_enabled,
+    mail_link,
+)
+from app.services.portal import SYSTEM_ACTOR, Portal
+from app.store.models import Enrollment, Invitation
+
+log = logging.getLogger("iam_onboard.housekeeping")
+
+LEASE = "housekeeping"
+LEASE_TTL = timedelta(minutes=10)  # longer than one run; a crashed holder frees it by then
+DEVICE_MIN_AGE = timedelta(hours=1)
+STUCK_AFTER = timedelta(minutes=5)  # an invite still "creating" after this was cut short
+FIRST_RUN_DELAY_SECONDS = 30.0
+
+
+@dataclass
+class HousekeepingReport:
+    ran: bool = True
+    expired: int = 0
+    devices_deleted: int = 0
+    invitations_finished: int = 0
+    reminders_sent: int = 0
+    deadlines_enforced: int = 0
+    mails_sent: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        if not self.ran:
+            return ["Another replica is running housekeeping right now; nothing was done."]
+        return [
+            f"{self.expired} link(s) or enrollment(s) expired",
+            f"{self.devices_deleted} abandoned MFA device(s) deleted",
+            f"{self.invitations_finished} interrupted invitation(s) finished",
+            f"{self.reminders_sent} reminder(s) mailed",
+            f"{self.deadlines_enforced} deadline(s) enforced (user added to the MFA group)",
+            f"{self.mails_sent} queued mail(s) sent",
+            *(f"problem: {p}" for p in self.problems),
+        ]
+
+
+def run_housekeeping(portal: Portal, *, holder: str) -> HousekeepingReport:
+    """Run every chore once unless another replica holds the lease; a failing chore skips alone."""
+    if not leases.acquire(portal, name=LEASE, holder=holder, ttl=LEASE_TTL):
+        return HousekeepingReport(ran=False)
+    report = HousekeepingReport()
+    try:
+        for chore in (
+            _expire,
+            _delete_abandoned_devices,
+            _finish_stuck_invitations,
+            _send_reminders,
+            _enforce_deadlines,
+            _retry_mail,
+        ):
+            try:
+                chore(portal, report)
+            except PortalError as exc:
+                report.problems.append(f"{chore.__name__.strip('_')}: {exc.message}")
+                log.warning("housekeeping %s failed: %s", chore.__name__, exc.message)
+            except Exception as exc:  # a bug in one chore must not stop the others
+                report.problems.append(f"{chore.__name__.strip('_')}: {type(exc).__name__}")
+                log.exception("housekeeping %s failed", chore.__name__)
+    finally:
+        leases.release(portal, name=LEASE, holder=holder)
+    return report
+
+
+# -- the chores -----------------------------------------------------------------------------------
+def _expire(portal: Portal, report: HousekeepingReport) -> None:
+    report.expired += expire_enrollments(portal)
+
+
+def _delete_abandoned_devices(portal: Portal, report: HousekeepingReport) -> None:
+    """Unassigned virtual devices the portal made: from enrollments, or named after an invitee."""
+    iam = portal.iam()
+    unassigned = iam.virtual_mfa_devices("Unassigned")
+    if not unassigned:
+        return
+    now = portal.clock()
+    # Never younger than an enrollment may live: the person may be scanning it right now.
+    cutoff = now - max(DEVICE_MIN_AGE, timedelta(minutes=portal.settings.enrollment_ttl_minutes))
+    with portal.db.session() as s:
+        enrollments = list(
+            s.scalars(select(Enrollment).where(Enrollment.device_serial.is_not(None)))
+        )
+        recent_users = set(
+            s.scalars(select(Enrollment.user_name).where(Enrollment.created_at > cutoff))
+        )
+        invitees = set(
+            s.scalars(
+                select(Invitation.user_name_key).where(
+                    Invitation.status.in_((*LIVE_STATES, "expired"))
+                )
+            )
+        )
+    old = {
+        e.device_serial
+        for e in enrollments
+        if e.device_created_at and e.device_created_at <= cutoff
+    }
+    young = {e.device_serial for e in enrollments} - old
+    busy = {name.lower() for name in recent_users}
+    for device in unassigned:
+        name = device.serial.rsplit("/", 1)[-1]
+        if device.serial in young:
+            continue
+        named_after_invitee = name.lower() in invitees and name.lower() not in busy
+        if device.serial in old or named_after_invitee:
+            if delete_unassigned_device(
+                portal, iam=iam, serial=device.serial, user_name=name, actor=SYSTEM_ACTOR
+            ):
+                report.devices_deleted += 1
+
+
+def _finish_stuck_invitations(portal: Portal, report: HousekeepingReport) -> None:
+    """Crash recovery: an invite cut short after CreateUser is taken through the MFA group."""
+    cutoff = portal.clock() - STUCK_AFTER
+    with portal.db.session() as s:
+        stuck = list(
+            s.scalars(
+                select(Invitation)
+                .where(Invitation.status == "creating")
+                .where(Invitation.created_at <= cutoff)
+            )
+        )
+    for inv in stuck:
+        try:
+            if inv.existing_user:
+                token = finish_existing(portal, invitation_id=inv.id, actor=SYSTEM_ACTOR)
+            else:
+                result = finish_invitation(portal, invitation_id=inv.id, actor=SYSTEM_ACTOR)
+                token = result.link.rsplit("/", 1)[1]
+        except PortalError as exc:
+            report.problems.append(f"invitation of {inv.user_name}: {exc.message}")
+            continue
+        report.invitations_finished += 1
+        with portal.db.session() as s:
+            row = s.get(Invitation, inv.id)
+            assert row is not None
+            if not mail_enabled(portal):
+                # Nobody saw this link and no mail can carry it: no link exists until a resend.
+                row.token_hash = None
+        if mail_enabled(portal):
+            mail_link(portal, inv=row, link=portal.link(f"/enroll/{token}"), reason="invite")
+        audit.record(
+            portal,
+            actor=SYSTEM_ACTOR,
+            action="invite.recovered",
+            target_user=inv.user_name,
+            detail="link mailed" if mail_enabled(portal) else "no link yet: resend to get one",
+        )
+
+
+def _send_reminders(portal: Portal, report: HousekeepingReport) -> None:
+    """One reminder per waiting invitation; it carries a new link (only hashes are stored)."""
+    if not mail_enabled(portal):
+        return  # rotating the token without a mail to carry it would only kill the admin's link
+    now = portal.clock()
+    due = now - timedelta(hours=portal.settings.reminder_after_hours)
+    with portal.db.session() as s:
+        enrolling = select(Enrollment.invitation_id).where(
+            Enrollment.status.in_(("started", "device_created", "enabling", "enabled")),
+            Enrollment.expires_at > now,
+        )
+        rows = list(
+            s.scalars(
+                select(Invitation).where(
+                    Invitation.status == "pending",
+                    Invitation.reminder_sent_at.is_(None),
+                    Invitation.locked_at.is_(None),
+                    Invitation.created_at <= due,
+                    Invitation.expires_at > now,
+                    Invitation.id.not_in(enrolling),
+                )
+            )
+        )
+    for inv in rows:
+        token = new_token()
+        with portal.db.session() as s:
+            row = s.get(Invitation, inv.id)
+            if row is None or row.status != "pending" or row.reminder_sent_at is not None:
+                continue
+            row.token_hash = hash_token(token)
+            row.reminder_sent_at = now
+        mail_link(portal, inv=row, link=portal.link(f"/enroll/{token}"), reason="reminder")
+        audit.record(
+            portal,
+            actor=SYSTEM_ACTOR,
+            action="invite.reminder",
+            target_user=inv.user_name,
+            detail=f"new link mailed to {inv.email}; the previous link no longer works",
+        )
+        report.reminders_sent += 1
+
+
+def _enforce_deadlines(portal: Portal, report: HousekeepingReport) -> None:
+    """A grace period that ran out: the user joins the MFA group, enrolled or not."""
+    now = portal.clock()
+    with portal.db.session() as s:
+        rows = list(
+            s.scalars(
+                select(Invitation).where(
+                    Invitation.enforce_at.is_not(None),
+                    Invitation.enforce_at <= now,
+                    Invitation.status.in_(("pending", "expired")),
+                )
+            )
+        )
+    if not rows:
+        return
+    iam = portal.iam()
+    group = portal.settings.mfa_group
+    # One paginated GetGroup instead of a call per user; members stay selected until enrolled.
+    members = {m.lower() for m in iam.group_members(group)}
+    for inv in rows:
+        if inv.user_name.lower() in members:
+            continue
+        try:
+            added = iam_step(
+                portal,
+                actor=SYSTEM_ACTOR,
+                iam=iam,
+                action="iam.add_user_to_group",
+                user=inv.user_name,
+                detail=f"{group}: the deadline {inv.enforce_at:%Y-%m-%d %H:%M} UTC passed",
+                call=partial(iam.add_user_to_group, inv.user_name, group),
+            )
+        except AwsError as exc:
+            report.problems.append(f"deadline of {inv.user_name}: {exc.message}")
+            continue
+        if added:
+            members.add(inv.user_name.lower())
+            report.deadlines_enforced += 1
+        else:
+            report.problems.append(f"deadline of {inv.user_name}: the IAM user no longer exists")
+
+
+def _retry_mail(portal: Portal, report: HousekeepingReport) -> None:
+    report.mails_sent += retry_unsent(portal)
+
+
+# -- running it in the server ---------------------------------------------------------------------
+def new_holder() -> str:
+    """A name for this process in the lease table."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def start_background(portal: Portal, interval_seconds: float = 300) -> Callable[[], None]:
+    """Run housekeeping every `interval_seconds` in a daemon thread; returns its stopper."""
+    holder = new_holder()
+    stop = threading.Event()
+
+    def loop() -> None:
+        delay = min(interval_seconds, FIRST_RUN_DELAY_SECONDS)
+        while not stop.wait(delay):
+            delay = interval_seconds
+            try:
+                report = run_housekeeping(portal, holder=holder)
+            except Exception:  # the database may be down for a moment; try again next time
+                log.exception("housekeeping run failed")
+                continue
+            for problem in report.problems:
+                log.warning("housekeeping: %s", problem)
+
+    thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join(timeout=30)
+
+    return stopper
+
+
+def lifespan(portal: Portal) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A FastAPI lifespan running housekeeping while the server runs (0 seconds disables it)."""
+
+    @asynccontextmanager
+    async def run(_app: Any) -> AsyncIterator[None]:
+        interval = portal.settings.housekeeping_interval_seconds
+        stopper = start_background(portal, interval_seconds=interval) if interval > 0 else None
+        try:
+            yield
+        finally:
+            if stopper:
+                stopper()
+
+    return run

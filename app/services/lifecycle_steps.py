@@ -1,0 +1,253 @@
+"""Building blocks shared by the lifecycle actions and housekeeping.
+
+Links (a new token kills the old one at once), mail of a link, ending running enrollments,
+and IAM calls that are audited one by one and tolerate being repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from app.aws.errors import AwsError, DeleteConflict, NoSuchEntity
+from app.aws.iam import IamGateway
+from app.i18n import _
+from app.mail import enqueue_mail
+from app.security.tokens import hash_token, new_token
+from app.services import audit
+from app.services.invitations import LIVE_STATES
+from app.services.portal import Actor, Portal
+from app.store.models import Enrollment, Invitation, WebSession
+
+# Enrollment states with no device bound, in which a device may wait unassigned.
+OPEN_ENROLLMENT = ("started", "device_created", "locked")
+
+
+@dataclass(frozen=True)
+class KeyInUse:
+    access_key_id: str
+    last_used: datetime
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """A fresh enrollment link, shown once to the admin (and mailed when mail is on)."""
+
+    invitation_id: str
+    user_name: str
+    email: str
+    link: str
+    expires_at: datetime
+    mailed: bool = False
+    enforce_at: datetime | None = None
+    keys_in_use: tuple[KeyInUse, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def mail_enabled(portal: Portal) -> bool:
+    """Mail reaches someone: over SMTP, or on the sandbox's outbox page."""
+    return bool(portal.settings.smtp_url) or portal.settings.sandbox
+
+
+def latest_invitation(portal: Portal, user_name: str) -> Invitation | None:
+    """The newest invitation of this user name (IAM names ignore case)."""
+    with portal.db.session() as s:
+        rows = list(
+            s.scalars(select(Invitation).where(Invitation.user_name_key == user_name.lower()))
+        )
+    # A live invitation wins a tie: two can be made within one tick of a coarse clock.
+    rows.sort(key=lambda r: (r.created_at, r.status in LIVE_STATES), reverse=True)
+    return rows[0] if rows else None
+
+
+def iam_step(
+    portal: Portal,
+    *,
+    actor: Actor,
+    iam: IamGateway,
+    action: str,
+    user: str,
+    detail: str,
+    call: Callable[[], None],
+) -> bool:
+    """One audited IAM call; False when it was already done (NoSuchEntity): reruns finish."""
+    try:
+        call()
+    except NoSuchEntity:
+        return False
+    except AwsError as exc:
+        audit.record(
+            portal,
+            actor=actor,
+            action=action,
+            target_user=user,
+            outcome="failed",
+            aws_request_id=exc.request_id,
+            detail=f"{detail}: {exc.message}",
+        )
+        raise
+    audit.record(
+        portal,
+        actor=actor,
+        action=action,
+        target_user=user,
+        aws_request_id=iam.last_request_id,
+        detail=detail,
+    )
+    return True
+
+
+def ensure_in_mfa_group(portal: Portal, *, iam: IamGateway, user: str, actor: Actor) -> bool:
+    """AddUserToGroup(MFA) unless the user is already in it; True when it was added."""
+    group = portal.settings.mfa_group
+    if group.lower() in {g.lower() for g in iam.groups_for_user(user)}:
+        return False
+    return iam_step(
+        portal,
+        actor=actor,
+        iam=iam,
+        action="iam.add_user_to_group",
+        user=user,
+        detail=group,
+        call=lambda: iam.add_user_to_group(user, group),
+    )
+
+
+def delete_unassigned_device(
+    portal: Portal, *, iam: IamGateway, serial: str, user_name: str, actor: Actor
+) -> bool:
+    """Delete a virtual device nobody has bound; a bound one is left alone."""
+    try:
+        iam.delete_virtual_mfa_device(serial)
+    except NoSuchEntity:
+        return False
+    except DeleteConflict:
+        return False  # bound meanwhile: it belongs to the user now
+    audit.record(
+        portal,
+        actor=actor,
+        action="iam.delete_virtual_mfa_device",
+        target_user=user_name,
+        aws_request_id=iam.last_request_id,
+        detail=f"{serial} (unassigned)",
+    )
+    return True
+
+
+def abandon_enrollments(portal: Portal, *, invitation_ids: list[str], actor: Actor) -> int:
+    """End running enrollments: seed wiped, sessions ended, their unbound device deleted."""
+    if not invitation_ids:
+        return 0
+    with portal.db.session() as s:
+        rows = list(
+            s.scalars(
+                select(Enrollment)
+                .where(Enrollment.invitation_id.in_(invitation_ids))
+                .where(Enrollment.status.in_(OPEN_ENROLLMENT))
+            )
+        )
+        for row in rows:
+            row.status = "expired"
+            row.seed_encrypted = None
+            row.version += 1  # a request of the old session holding the row now loses its race
+        if rows:
+            ended = [r.id for r in rows]
+            s.execute(delete(WebSession).where(WebSession.enrollment_id.in_(ended)))
+    devices = [(r.user_name, r.device_serial) for r in rows if r.device_serial]
+    if devices:
+        iam = portal.iam()
+        for user, serial in devices:
+            delete_unassigned_device(portal, iam=iam, serial=serial, user_name=user, actor=actor)
+    return len(rows)
+
+
+def revoke_live(portal: Portal, *, user_name: str, actor: Actor, why: str) -> list[Invitation]:
+    """Kill every live or expired link of this user; returns those invitations."""
+    with portal.db.session() as s:
+        rows = list(
+            s.scalars(
+                select(Invitation)
+                .where(Invitation.user_name_key == user_name.lower())
+                .where(Invitation.status.in_((*LIVE_STATES, "expired")))
+            )
+        )
+        for row in rows:
+            row.status = "revoked"
+            row.revoked_at = portal.clock()
+            row.token_hash = None
+            row.last_error = why
+    abandon_enrollments(portal, invitation_ids=[r.id for r in rows], actor=actor)
+    return rows
+
+
+def issue_link(portal: Portal, invitation_id: str, *, expires_at: datetime | None = None) -> str:
+    """A new token for the invitation, which becomes pending and unlocked; the old link dies."""
+    token = new_token()
+    with portal.db.session() as s:
+        row = s.get(Invitation, invitation_id)
+        assert row is not None
+        row.token_hash = hash_token(token)
+        default = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
+        row.expires_at = expires_at or default
+        row.status = "pending"
+        row.failed_attempts = 0
+        row.locked_at = None
+        row.last_error = None
+    return token
+
+
+def link_expiry(portal: Portal, enforce_at: datetime | None) -> datetime:
+    """The usual link lifetime, stretched to last through a grace period."""
+    expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
+    return max(expires_at, enforce_at) if enforce_at else expires_at
+
+
+def mail_link(portal: Portal, *, inv: Invitation, link: str, reason: str) -> bool:
+    """Mail the enrollment link to the invitee when mail reaches anyone; True when queued."""
+    if not mail_enabled(portal):
+        return False
+    intro = {
+        "resend": _("Here is a new link to set up MFA for your AWS sign-in."),
+        "reset": _("Your MFA device was reset. Set up a new one with this link."),
+        "existing": _("Your AWS sign-in now needs MFA. Set it up with this link."),
+        "reminder": _("A reminder: your AWS sign-in is waiting for you to set up MFA."),
+        "invite": _("You have been invited to set up an AWS sign-in with MFA."),
+    }[reason]
+    lines = [
+        intro,
+        "",
+        _("IAM user name: {name}").format(name=inv.user_name),
+        link,
+        "",
+        _("The link works once and expires {when} UTC.").format(
+            when=f"{inv.expires_at:%Y-%m-%d %H:%M}"
+        ),
+    ]
+    if reason in ("reminder", "resend"):
+        lines.append(_("Any link sent to you before this one no longer works."))
+    if inv.enforce_at is not None:
+        deadline = _("From {when} UTC your AWS access needs MFA, set up or not.")
+        lines.append(deadline.format(when=f"{inv.enforce_at:%Y-%m-%d %H:%M}"))
+    subject = _("Set up MFA for your AWS sign-in ({name})").format(name=inv.user_name)
+    enqueue_mail(portal, to=inv.email, subject=subject, text="\n".join(lines))
+    return True
+
+
+def link_result(portal: Portal, invitation_id: str, token: str, *, reason: str) -> LinkResult:
+    """The admin's copy of a fresh link, mailed to the invitee first when mail is on."""
+    with portal.db.session() as s:
+        inv = s.get(Invitation, invitation_id)
+        assert inv is not None
+    link = portal.link(f"/enroll/{token}")
+    return LinkResult(
+        invitation_id=inv.id,
+        user_name=inv.user_name,
+        email=inv.email,
+        link=link,
+        expires_at=inv.expires_at,
+        mailed=mail_link(portal, inv=inv, link=link, reason=reason),
+        enforce_at=inv.enforce_at,
+    )

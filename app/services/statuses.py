@@ -1,0 +1,130 @@
+"""The dashboard statuses (DESIGN §2) and the rules that give each user one of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.errors import ValidationError
+from app.i18n import _
+
+INVITED = "invited"
+INVITE_EXPIRED = "invite expired"
+ENROLLING = "enrolling"
+LOCKED = "locked"
+ENROLLED = "enrolled"
+REVOKED = "revoked"
+NO_MFA = "no MFA"
+MFA_UNMANAGED = "MFA (unmanaged)"
+OUTSIDE_MFA_GROUP = "outside MFA group"
+
+# Display and default sort order: what needs an admin first (expired invitations above all).
+STATUSES = (
+    INVITE_EXPIRED,
+    LOCKED,
+    NO_MFA,
+    OUTSIDE_MFA_GROUP,
+    ENROLLING,
+    INVITED,
+    ENROLLED,
+    MFA_UNMANAGED,
+    REVOKED,
+)
+ORDER = {status: index for index, status in enumerate(STATUSES)}
+
+# Invitation states that say something about the user; `creating` and `failed` do not
+# (a failed invite of a name that already existed must not make that user "managed").
+MEANINGFUL_INVITATION = ("pending", "used", "expired", "revoked")
+# Enrollment states between opening the link and finishing (enabled: MFA bound, access next).
+LIVE_ENROLLMENT = ("started", "device_created", "enabling", "enabled")
+
+
+def status_label(status: str) -> str:
+    """The status as a person reads it, in the current language."""
+    labels = {
+        INVITED: _("invited"),
+        INVITE_EXPIRED: _("invite expired"),
+        ENROLLING: _("enrolling"),
+        LOCKED: _("locked"),
+        ENROLLED: _("enrolled"),
+        REVOKED: _("revoked"),
+        NO_MFA: _("no MFA"),
+        MFA_UNMANAGED: _("MFA (unmanaged)"),
+        OUTSIDE_MFA_GROUP: _("outside MFA group"),
+    }
+    return labels.get(status, status)
+
+
+def status_slug(status: str) -> str:
+    """`invite expired` -> `invite_expired`, `MFA (unmanaged)` -> `mfa_unmanaged`."""
+    chars = [ch if ch.isalnum() else "_" for ch in status.lower()]
+    return "_".join(part for part in "".join(chars).split("_") if part)
+
+
+def parse_status(value: str) -> str:
+    """Accept a status as written (`invite expired`) or as a slug (`invite_expired`)."""
+    wanted = status_slug(value)
+    for status in STATUSES:
+        if status_slug(status) == wanted:
+            return status
+    raise ValidationError(
+        _("Unknown status {status}; use one of: {choices}.").format(
+            status=value, choices=", ".join(STATUSES)
+        ),
+        field="status",
+    )
+
+
+@dataclass(frozen=True)
+class InvitationFacts:
+    id: str
+    user_name: str
+    email: str
+    status: str
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    locked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EnrollmentFacts:
+    status: str
+    expires_at: datetime
+    enabled_at: datetime | None
+
+
+def compute_status(
+    *,
+    invitation: InvitationFacts | None,
+    enrollment: EnrollmentFacts | None,
+    has_mfa: bool,
+    in_mfa_group: bool,
+    now: datetime,
+) -> str:
+    """The dashboard status of one user; the first rule that matches wins."""
+    if invitation is not None:
+        # Users the portal invited follow their latest invitation: the row is current,
+        # while the IAM snapshot may be hours old (a reset device still shows there).
+        if invitation.status == "revoked":
+            return REVOKED
+        if invitation.status == "used":
+            return ENROLLED
+        if invitation.locked_at is not None:
+            return LOCKED
+        if enrollment is not None and enrollment.status in LIVE_ENROLLMENT:
+            # Once the device is being bound, only finishing is left: the TTL no longer counts.
+            bound = enrollment.status in ("enabling", "enabled")
+            if bound or enrollment.expires_at > now:
+                return ENROLLING
+        if invitation.status == "expired" or invitation.expires_at <= now:
+            return INVITE_EXPIRED
+        return INVITED
+    # Users the portal did not create: no MFA at all is the most urgent; MFA outside the
+    # MFA group is not enforced by the group's deny-until-MFA policy; the rest is fine.
+    if not has_mfa:
+        return NO_MFA
+    if not in_mfa_group:
+        return OUTSIDE_MFA_GROUP
+    return MFA_UNMANAGED
