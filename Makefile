@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_PATHS := app tests $(wildcard bench)
 
-.PHONY: demo test lint fmt bench install clean
+.PHONY: demo test lint fmt bench install clean messages
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format $(LINT_PATHS)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+## Re-extract every translatable text into app/locale/messages.pot and merge it into the Korean
+## catalog (the app reads the .po files directly; there is no compile step).
+messages: $(STAMP)
+	mkdir -p app/locale
+	$(BIN)/pybabel --quiet extract -F babel.cfg -k _ -k N_ -k gettext -k ngettext:1,2 \
+		--add-location=file --sort-output --project=iam-onboard -o app/locale/messages.pot .
+	$(BIN)/pybabel --quiet update --init-missing --no-fuzzy-matching --ignore-obsolete \
+		-i app/locale/messages.pot -d app/locale -l ko
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from app import i18n
 from app.config import Settings, load_settings
 from app.errors import PortalError
+from app.i18n import _
 from app.services.portal import CLI_ACTOR, Portal, build_portal
 
 if TYPE_CHECKING:
@@ -62,10 +65,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     host = "127.0.0.1"
     if not _port_free(host, args.port):
-        raise PortalError(f"Port {args.port} is already in use; choose another with --port.")
+        raise PortalError(
+            _("Port {port} is already in use; choose another with {option}.").format(
+                port=args.port, option="--port"
+            )
+        )
     if args.iam_port and not _port_free(host, args.iam_port):
         raise PortalError(
-            f"Port {args.iam_port} is already in use; choose another with --iam-port."
+            _("Port {port} is already in use; choose another with {option}.").format(
+                port=args.iam_port, option="--iam-port"
+            )
         )
     tmpdir = None
     database_url = args.database_url
@@ -79,12 +88,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         portal = build_portal(settings, endpoint=sandbox.url)
         bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
-        print("iam-onboard demo: sandbox AWS and a throwaway database; Ctrl-C stops everything.")
-        print(f"Portal: {settings.base_url}")
-        print("Sandbox IAM endpoint (for AWS_ENDPOINT_URL_IAM and the AWS CLI):")
+        print(_("iam-onboard demo: sandbox AWS and a throwaway database; Ctrl-C stops everything."))
+        print(_("Portal: {url}").format(url=settings.base_url))
+        print(_("Sandbox IAM endpoint (for AWS_ENDPOINT_URL_IAM and the AWS CLI):"))
         print(sandbox.url)
         _print_demo_admin(portal, args.admin_email)
-        print(f"Database: {database_url}")
+        print(_("Database: {url}").format(url=database_url))
         sys.stdout.flush()
         _run_server(portal, host=host, port=args.port)
     finally:
@@ -100,10 +109,18 @@ def _print_demo_admin(portal: Portal, email: str) -> None:
     try:
         setup = create_admin(portal, email=email, actor=CLI_ACTOR)
     except AdminAlreadySetUp:
-        print(f"Admin {email} exists and has finished setup: sign in at {portal.link('/admin')}")
+        print(
+            _("Admin {email} exists and has finished setup: sign in at {url}").format(
+                email=email, url=portal.link("/admin")
+            )
+        )
         return
-    print(f"Admin: {setup.email} (choose a password and a code app within 24 hours)")
-    print("Admin setup link (shown once):")
+    print(
+        _("Admin: {email} (choose a password and a code app within 24 hours)").format(
+            email=setup.email
+        )
+    )
+    print(_("Admin setup link (shown once):"))
     print(setup.link)
 
 
@@ -124,11 +141,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         print(("* " if step.changed else "  ") + step.text)
     changed = sum(step.changed for step in steps)
     if args.dry_run:
-        print(f"Dry run: {changed} change(s) would be made; nothing was changed.")
+        print(_("Dry run: {n} change(s) would be made; nothing was changed.").format(n=changed))
     elif changed:
-        print(f"Done: {changed} change(s) made.")
+        print(_("Done: {n} change(s) made.").format(n=changed))
     else:
-        print("Nothing to change: the MFA policy and group are in place.")
+        print(_("Nothing to change: the MFA policy and group are in place."))
     return 0
 
 
@@ -141,7 +158,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for check in checks:
         print(("ok       " if check.ok else "PROBLEM  ") + check.text)
     problems = sum(not c.ok for c in checks)
-    print(f"{problems} problem(s) found." if problems else "All checks passed.")
+    print(_("{n} problem(s) found.").format(n=problems) if problems else _("All checks passed."))
     return 1 if problems else 0
 
 
@@ -157,8 +174,12 @@ def cmd_invite(args: argparse.Namespace) -> int:
         actor=CLI_ACTOR,
     )
     print(
-        f"Invited {result.user_name} <{result.email}>: IAM user created in the MFA group. "
-        f"The link expires {result.expires_at:%Y-%m-%d %H:%M} UTC and is shown only now:"
+        _(
+            "Invited {name} <{email}>: IAM user created in the MFA group. "
+            "The link expires {when} UTC and is shown only now:"
+        ).format(
+            name=result.user_name, email=result.email, when=f"{result.expires_at:%Y-%m-%d %H:%M}"
+        )
     )
     print(result.link)
     return 0
@@ -169,10 +190,24 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
     setup = create_admin(_portal(), email=args.email, actor=CLI_ACTOR)
     print(
-        f"Admin {setup.email}: open this link before {setup.expires_at:%Y-%m-%d %H:%M} UTC to "
-        "choose a password and set up a code app. It works once and is shown only now:"
+        _(
+            "Admin {email}: open this link before {when} UTC to choose a password and set up "
+            "a code app. It works once and is shown only now:"
+        ).format(email=setup.email, when=f"{setup.expires_at:%Y-%m-%d %H:%M}")
     )
     print(setup.link)
+    return 0
+
+
+def cmd_unlock_admin(args: argparse.Namespace) -> int:
+    from app.services.admins import unlock_admin
+
+    info = unlock_admin(_portal(), email=args.email, actor=CLI_ACTOR)
+    print(
+        _("Admin {email} can sign in again; the failed attempts were forgotten.").format(
+            email=info.email
+        )
+    )
     return 0
 
 
@@ -181,8 +216,9 @@ def cmd_create_api_token(args: argparse.Namespace) -> int:
 
     token = create_api_token(_portal(), name=args.name, actor=CLI_ACTOR)
     print(
-        f"API token {args.name.strip()} created. Send it as `Authorization: Bearer <token>`; "
-        "it is stored hashed and shown only now:"
+        _(
+            "API token {name} created. Send it as {header}; it is stored hashed and shown only now:"
+        ).format(name=args.name.strip(), header="`Authorization: Bearer <token>`")
     )
     print(token)
     return 0
@@ -194,6 +230,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from app.services.directory import export_rows, get_snapshot, refresh_directory
+    from app.services.statuses import status_label
 
     portal = _portal()
     if not args.cached:
@@ -220,14 +257,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     snapshot = get_snapshot(portal)
     if snapshot.refreshed_at is None:
-        print("IAM not read yet: run `iam-onboard status` without --cached.")
+        print(_("IAM not read yet: run `iam-onboard status` without --cached."))
     if not rows:
-        print("No IAM users yet. Invite someone with: iam-onboard invite USER --email E")
+        print(_("No IAM users yet. Invite someone with: iam-onboard invite USER --email E"))
         return 0
     for r in rows:
-        print(f"{r.user_name:<32} {r.status:<18} {r.email or '-'}")
+        print(f"{r.user_name:<32} {status_label(r.status):<18} {r.email or '-'}")
     if snapshot.refreshed_at is not None:
-        print(f"{len(rows)} user(s); IAM read {snapshot.refreshed_at:%Y-%m-%d %H:%M} UTC.")
+        print(
+            _("{n} user(s); IAM read {when} UTC.").format(
+                n=len(rows), when=f"{snapshot.refreshed_at:%Y-%m-%d %H:%M}"
+            )
+        )
     return 0
 
 
@@ -235,21 +276,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _confirm(question: str, *, expected: str | None, flag: str) -> None:
     """Ask on a terminal (`expected` None means yes/no); without one, name the flag instead."""
     if not sys.stdin.isatty():
-        raise PortalError(f"Refusing without confirmation: pass {flag} (no terminal to ask on).")
+        raise PortalError(
+            _("Refusing without confirmation: pass {flag} (no terminal to ask on).").format(
+                flag=flag
+            )
+        )
     answer = input(question).strip()
     ok = answer.lower() in ("y", "yes") if expected is None else answer == expected
     if not ok:
-        raise PortalError("Cancelled: nothing was changed.")
+        raise PortalError(_("Cancelled: nothing was changed."))
 
 
 def _print_link(result: LinkResult, headline: str) -> None:
     for warning in result.warnings:
-        print(f"warning: {warning}")
-    mailed = f" Mailed to {result.email}." if result.mailed else ""
-    print(
-        f"{headline}{mailed} The link expires {result.expires_at:%Y-%m-%d %H:%M} UTC, "
-        "works once and is shown only now:"
-    )
+        print(_("warning: {warning}").format(warning=warning))
+    when = f"{result.expires_at:%Y-%m-%d %H:%M}"
+    if result.mailed:
+        text = _(
+            "{headline} Mailed to {email}. The link expires {when} UTC, works once and is "
+            "shown only now:"
+        )
+    else:
+        text = _("{headline} The link expires {when} UTC, works once and is shown only now:")
+    print(text.format(headline=headline, email=result.email, when=when))
     print(result.link)
 
 
@@ -257,7 +306,10 @@ def cmd_resend(args: argparse.Namespace) -> int:
     from app.services.lifecycle import resend
 
     result = resend(_portal(), user_name=args.user, actor=CLI_ACTOR)
-    _print_link(result, f"New link for {result.user_name}; the previous link no longer works.")
+    _print_link(
+        result,
+        _("New link for {name}; the previous link no longer works.").format(name=result.user_name),
+    )
     return 0
 
 
@@ -265,9 +317,13 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     from app.services.lifecycle import revoke
 
     result = revoke(_portal(), user_name=args.user, delete_user=args.delete_user, actor=CLI_ACTOR)
-    print(f"The enrollment link of {result.user_name} no longer works.")
+    print(_("The enrollment link of {name} no longer works.").format(name=result.user_name))
     if result.user_deleted:
-        print(f"The IAM user {result.user_name} was deleted (it had never enrolled).")
+        print(
+            _("The IAM user {name} was deleted (it had never enrolled).").format(
+                name=result.user_name
+            )
+        )
     return 0
 
 
@@ -276,14 +332,17 @@ def cmd_reset_mfa(args: argparse.Namespace) -> int:
 
     if not args.yes:
         _confirm(
-            f"Reset MFA of {args.user}? Its MFA devices and console password are removed; it "
-            "cannot sign in until it enrolls again with the new link. [y/N] ",
+            _(
+                "Reset MFA of {name}? Its MFA devices and console password are removed; it "
+                "cannot sign in until it enrolls again with the new link."
+            ).format(name=args.user)
+            + " [y/N] ",
             expected=None,
             flag="--yes",
         )
     result = reset_mfa(_portal(), user_name=args.user, email=args.email, actor=CLI_ACTOR)
-    print(f"MFA devices and console password of {result.user_name} removed.")
-    _print_link(result, "New enrollment link (the next enrollment gets a new secret).")
+    print(_("MFA devices and console password of {name} removed.").format(name=result.user_name))
+    _print_link(result, _("New enrollment link (the next enrollment gets a new secret)."))
     return 0
 
 
@@ -292,19 +351,29 @@ def cmd_offboard(args: argparse.Namespace) -> int:
 
     portal = _portal()
     items = describe_resources(offboard_plan(portal, user_name=args.user))
-    print(f"Attached to {args.user} ({len(items)} item(s)), removed in this order:")
+    print(
+        _("Attached to {name} ({n} item(s)), removed in this order:").format(
+            name=args.user, n=len(items)
+        )
+    )
     for item in items:
         print(f"  {item}")
-    print(f"  then the IAM user {args.user} itself")
+    print("  " + _("then the IAM user {name} itself").format(name=args.user))
     if args.dry_run:
-        print("Dry run: nothing was changed.")
+        print(_("Dry run: nothing was changed."))
         return 0
     if not args.yes:
         _confirm(
-            f"Type the user name ({args.user}) to offboard it: ", expected=args.user, flag="--yes"
+            _("Type the user name ({name}) to offboard it: ").format(name=args.user),
+            expected=args.user,
+            flag="--yes",
         )
     report = offboard(portal, user_name=args.user, actor=CLI_ACTOR)
-    print(f"Offboarded {report.user_name}: {len(report.removed)} item(s) removed, user deleted.")
+    print(
+        _("Offboarded {name}: {n} item(s) removed, user deleted.").format(
+            name=report.user_name, n=len(report.removed)
+        )
+    )
     return 0
 
 
@@ -314,7 +383,9 @@ def _deadline(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise PortalError(f"--deadline {value}: use YYYY-MM-DD (UTC).") from None
+        raise PortalError(
+            _("{option} {value}: use YYYY-MM-DD (UTC).").format(option="--deadline", value=value)
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -331,15 +402,16 @@ def cmd_send_link(args: argparse.Namespace) -> int:
         extra_groups=args.group or [],
         actor=CLI_ACTOR,
     )
-    when = (
-        f"joins the MFA group when it enrolls or at {deadline:%Y-%m-%d %H:%M} UTC, "
-        "whichever comes first"
-        if deadline
-        else "is in the MFA group now"
-    )
-    _print_link(
-        result, f"Enrollment link for the existing IAM user {result.user_name}, who {when}."
-    )
+    if deadline:
+        headline = _(
+            "Enrollment link for the existing IAM user {name}, who joins the MFA group when it "
+            "enrolls or at {when} UTC, whichever comes first."
+        ).format(name=result.user_name, when=f"{deadline:%Y-%m-%d %H:%M}")
+    else:
+        headline = _(
+            "Enrollment link for the existing IAM user {name}, who is in the MFA group now."
+        ).format(name=result.user_name)
+    _print_link(result, headline)
     return 0
 
 
@@ -350,98 +422,133 @@ def cmd_housekeeping(args: argparse.Namespace) -> int:
     for line in report.lines():
         print(line)
     if report.problems:
-        print(f"iam-onboard: {len(report.problems)} chore(s) failed; see above.", file=sys.stderr)
+        failed = _("{n} chore(s) failed; see above.").format(n=len(report.problems))
+        print(f"iam-onboard: {failed}", file=sys.stderr)
         return 1
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Iterable[argparse.Action],
+        groups: Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None = None,
+    ) -> None:
+        super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its own headings in the current language (subcommands inherit it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._positionals.title = _("positional arguments")
+        self._optionals.title = _("options")
+        for action in self._actions:
+            if "--help" in action.option_strings:
+                action.help = _("show this help message and exit")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="iam-onboard",
-        description="Self-service onboarding of AWS IAM users with MFA from the first minute.",
+        description=_("Self-service onboarding of AWS IAM users with MFA from the first minute."),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="run the portal on the sandbox AWS and a throwaway database")
-    p.add_argument("--port", type=int, default=8000, help="portal port (default 8000)")
-    p.add_argument("--iam-port", type=int, default=0, help="sandbox IAM port (default: free)")
-    p.add_argument("--database-url", help="keep the database here instead of a throwaway file")
+    p = sub.add_parser("demo", help=_("run the portal on the sandbox AWS and a throwaway database"))
+    p.add_argument("--port", type=int, default=8000, help=_("portal port (default 8000)"))
+    p.add_argument("--iam-port", type=int, default=0, help=_("sandbox IAM port (default: free)"))
+    p.add_argument("--database-url", help=_("keep the database here instead of a throwaway file"))
     p.add_argument(
-        "--admin-email", default="admin@example.com", help="the demo admin's email address"
+        "--admin-email", default="admin@example.com", help=_("the demo admin's email address")
     )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve", help="run the portal against real AWS (production)")
+    p = sub.add_parser("serve", help=_("run the portal against real AWS (production)"))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("bootstrap", help="create or update the MFA policy and group")
-    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p = sub.add_parser("bootstrap", help=_("create or update the MFA policy and group"))
+    p.add_argument("--dry-run", action="store_true", help=_("print the plan, change nothing"))
     p.set_defaults(func=cmd_bootstrap)
 
-    p = sub.add_parser("doctor", help="check AWS, the MFA policy, the database and SMTP")
+    p = sub.add_parser("doctor", help=_("check AWS, the MFA policy, the database and SMTP"))
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("invite", help="create an IAM user in the MFA group and print its link")
-    p.add_argument("user", metavar="USER", help="IAM user name")
-    p.add_argument("--email", required=True, help="the new hire's email address")
-    p.add_argument("--group", action="append", help="extra group granted after MFA (repeatable)")
-    p.add_argument("--note", help="a note shown to the new hire")
+    p = sub.add_parser("invite", help=_("create an IAM user in the MFA group and print its link"))
+    p.add_argument("user", metavar="USER", help=_("IAM user name"))
+    p.add_argument("--email", required=True, help=_("the new hire's email address"))
+    p.add_argument("--group", action="append", help=_("extra group granted after MFA (repeatable)"))
+    p.add_argument("--note", help=_("a note shown to the new hire"))
     p.set_defaults(func=cmd_invite)
 
-    p = sub.add_parser("create-admin", help="create an admin and print a one-time setup link")
-    p.add_argument("email", metavar="EMAIL", help="the admin's email address")
+    p = sub.add_parser("create-admin", help=_("create an admin and print a one-time setup link"))
+    p.add_argument("email", metavar="EMAIL", help=_("the admin's email address"))
     p.set_defaults(func=cmd_create_admin)
 
-    p = sub.add_parser("create-api-token", help="create an API token and print it once")
-    p.add_argument("name", metavar="NAME", help="who uses it, e.g. hr-system (shown in the audit)")
+    p = sub.add_parser("unlock-admin", help=_("lift an admin's lockout after failed sign-ins"))
+    p.add_argument("email", metavar="EMAIL", help=_("the admin's email address"))
+    p.set_defaults(func=cmd_unlock_admin)
+
+    p = sub.add_parser("create-api-token", help=_("create an API token and print it once"))
+    p.add_argument(
+        "name", metavar="NAME", help=_("who uses it, e.g. hr-system (shown in the audit)")
+    )
     p.set_defaults(func=cmd_create_api_token)
 
-    p = sub.add_parser("status", help="read IAM and list every user with its status")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--cached", action="store_true", help="list the last read without calling AWS")
+    p = sub.add_parser("status", help=_("read IAM and list every user with its status"))
+    p.add_argument("--json", action="store_true", help=_("print JSON"))
+    p.add_argument(
+        "--cached", action="store_true", help=_("list the last read without calling AWS")
+    )
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("resend", help="a new enrollment link; the old one stops working")
-    p.add_argument("user", metavar="USER", help="IAM user name")
+    p = sub.add_parser("resend", help=_("a new enrollment link; the old one stops working"))
+    p.add_argument("user", metavar="USER", help=_("IAM user name"))
     p.set_defaults(func=cmd_resend)
 
-    p = sub.add_parser("revoke", help="make a user's enrollment link stop working")
-    p.add_argument("user", metavar="USER", help="IAM user name")
+    p = sub.add_parser("revoke", help=_("make a user's enrollment link stop working"))
+    p.add_argument("user", metavar="USER", help=_("IAM user name"))
     p.add_argument(
-        "--delete-user", action="store_true", help="also delete the user if it never enrolled"
+        "--delete-user", action="store_true", help=_("also delete the user if it never enrolled")
     )
     p.set_defaults(func=cmd_revoke)
 
-    p = sub.add_parser("reset-mfa", help="lost phone: remove MFA and password, new link")
-    p.add_argument("user", metavar="USER", help="IAM user name")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--email", help="where the link goes, if the portal knows no address")
+    p = sub.add_parser("reset-mfa", help=_("lost phone: remove MFA and password, new link"))
+    p.add_argument("user", metavar="USER", help=_("IAM user name"))
+    p.add_argument("--yes", action="store_true", help=_("do not ask for confirmation"))
+    p.add_argument("--email", help=_("where the link goes, if the portal knows no address"))
     p.set_defaults(func=cmd_reset_mfa)
 
-    p = sub.add_parser("offboard", help="remove everything attached to a user, then the user")
-    p.add_argument("user", metavar="USER", help="IAM user name")
-    p.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask to type the user name")
+    p = sub.add_parser("offboard", help=_("remove everything attached to a user, then the user"))
+    p.add_argument("user", metavar="USER", help=_("IAM user name"))
+    p.add_argument("--dry-run", action="store_true", help=_("list what would go, change nothing"))
+    p.add_argument("--yes", action="store_true", help=_("do not ask to type the user name"))
     p.set_defaults(func=cmd_offboard)
 
-    p = sub.add_parser("send-link", help="send an enrollment link to an existing IAM user")
-    p.add_argument("user", metavar="USER", help="IAM user name")
-    p.add_argument("--email", required=True, help="the person's email address")
-    p.add_argument("--deadline", help="YYYY-MM-DD (UTC): MFA group then, not now")
+    p = sub.add_parser("send-link", help=_("send an enrollment link to an existing IAM user"))
+    p.add_argument("user", metavar="USER", help=_("IAM user name"))
+    p.add_argument("--email", required=True, help=_("the person's email address"))
+    p.add_argument("--deadline", help=_("YYYY-MM-DD (UTC): MFA group then, not now"))
     p.add_argument(
-        "--replace-login-profile", action="store_true", help="give a new console password"
+        "--replace-login-profile", action="store_true", help=_("give a new console password")
     )
-    p.add_argument("--group", action="append", help="extra group granted after MFA (repeatable)")
+    p.add_argument("--group", action="append", help=_("extra group granted after MFA (repeatable)"))
     p.set_defaults(func=cmd_send_link)
 
-    p = sub.add_parser("housekeeping", help="run the periodic chores once")
+    p = sub.add_parser("housekeeping", help=_("run the periodic chores once"))
     p.set_defaults(func=cmd_housekeeping)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before the parser: its help texts are translated too.
+    i18n.set_language(i18n.language_from_env(os.environ.get("LANG")))
     args = build_parser().parse_args(argv)
     try:
         settings_level = load_settings().log_level

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.errors import ConfigError
+from app.i18n import _
 
 # Only ever acceptable with the embedded sandbox AWS: anyone can read it here.
 SANDBOX_SECRET = "sandbox-only-not-a-secret-0123456789abcdef"  # noqa: S105
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     invite_ttl_hours: float = Field(default=72, gt=0, le=24 * 30)
     enrollment_ttl_minutes: float = Field(default=10, gt=0, le=24 * 60)
     reminder_after_hours: float = Field(default=24, gt=0)
+    # An invite still being created after this long was cut short (a crash): housekeeping
+    # finishes it. Long enough that an admin pressing Invite again is never raced.
+    stuck_invite_minutes: float = Field(default=5, ge=0)
+    # Link openings and exchanges per client address and minute (shared by every replica).
+    enroll_rate_limit_per_minute: int = Field(default=30, ge=1)
     # How often the server runs housekeeping itself; 0 leaves it to `iam-onboard housekeeping`.
     housekeeping_interval_seconds: float = Field(default=300, ge=0)
     smtp_url: str | None = None
@@ -60,14 +66,14 @@ class Settings(BaseSettings):
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+            raise ValueError(_("must start with http:// or https://"))
         return value.rstrip("/")
 
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("smtp://", "smtps://", "smtp+starttls://")):
-            raise ValueError("must start with smtp://, smtps:// or smtp+starttls://")
+            raise ValueError(_("must start with smtp://, smtps:// or smtp+starttls://"))
         return value or None
 
     @field_validator("database_url")
@@ -77,13 +83,13 @@ class Settings(BaseSettings):
             # psycopg 3 is the driver we ship; name it so SQLAlchemy does not look for psycopg2.
             return "postgresql+psycopg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite:", "postgresql+psycopg:")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+            raise ValueError(_("must be a sqlite:/// or postgresql:// URL"))
         return value
 
     @model_validator(mode="after")
     def _check_secret(self) -> Settings:
         if len(self.secret_key) < 32:
-            raise ValueError("secret_key must be at least 32 characters")
+            raise ValueError(_("secret_key must be at least 32 characters"))
         return self
 
     @property
@@ -98,9 +104,10 @@ class Settings(BaseSettings):
         """Refuse to run outside the sandbox with the published default secret."""
         if self.uses_default_secret and not self.sandbox:
             raise ConfigError(
-                "IAM_ONBOARD_SECRET_KEY is not set: set it (or IAM_ONBOARD_SECRET_KEY_FILE) to a "
-                "long random string before serving real users, e.g. "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+                _(
+                    "IAM_ONBOARD_SECRET_KEY is not set: set it (or IAM_ONBOARD_SECRET_KEY_FILE) "
+                    "to a long random string before serving real users, e.g. {command}."
+                ).format(command="`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
             )
 
 
@@ -113,7 +120,9 @@ def _file_overrides() -> dict[str, str]:
                 values[name] = Path(path).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
-                    f"IAM_ONBOARD_{name.upper()}_FILE: cannot read {path}: {exc.strerror}"
+                    _("{variable}: cannot read {path}: {problem}").format(
+                        variable=f"IAM_ONBOARD_{name.upper()}_FILE", path=path, problem=exc.strerror
+                    )
                 ) from exc
     return values
 

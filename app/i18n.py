@@ -60,6 +60,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 _ = gettext
 
 
+def N_(message: str) -> str:
+    """Marks a text for the catalog without translating it; `_` translates it where it is shown."""
+    return message
+
+
 def pick_language(*, cookie: str | None, accept_language: str | None) -> str:
     """The switcher's choice first, then the browser's preference order, then English."""
     if cookie in LANGUAGES:

@@ -14,7 +14,19 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from app.aws.errors import AwsError
 from app.services import housekeeping
 from app.services.portal import Portal
-from app.web import admin_auth, admin_invite, admin_outbox, api, common, dashboard, enroll, users
+from app.web import (
+    admin_audit,
+    admin_auth,
+    admin_invite,
+    admin_outbox,
+    api,
+    api_lifecycle,
+    common,
+    dashboard,
+    enroll,
+    lifecycle,
+    users,
+)
 from app.web.errors import csrf_failure, install_error_handlers
 from app.web.middleware import SessionCsrfMiddleware
 from app.web.templating import STATIC_DIR
@@ -98,6 +110,9 @@ def create_app(portal: Portal) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(users.router)
     app.include_router(api.router)
+    app.include_router(lifecycle.router)
+    app.include_router(admin_audit.router)
+    app.include_router(api_lifecycle.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

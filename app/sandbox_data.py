@@ -32,3 +32,34 @@ def populate(
             user.mfa_devices[device.serial_number] = MFADevice(device.serial_number, "", "")
         names.append(name)
     return names
+
+
+def main() -> None:
+    """`python -m app.sandbox_data`: a standalone sandbox (optionally filled), until killed."""
+    import argparse
+    import signal
+    import threading
+
+    from app.sandbox import start_sandbox
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--users", type=int, default=0)
+    parser.add_argument("--with-mfa", type=int, default=0)
+    args = parser.parse_args()
+    sandbox = start_sandbox(port=args.port)
+    if args.users:
+        populate(users=args.users, with_mfa=args.with_mfa, group=None)
+    print(sandbox.url, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

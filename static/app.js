@@ -26,11 +26,6 @@
       });
     });
 
-    // The language switcher submits on change; the button stays for keyboard and no-JS users.
-    document.querySelectorAll(".js-autosubmit").forEach(function (select) {
-      select.addEventListener("change", function () { select.form.submit(); });
-    });
-
     // Countdown to the next 30-second code.
     document.querySelectorAll(".js-countdown").forEach(function (el) {
       var output = el.querySelector(".js-countdown-value");

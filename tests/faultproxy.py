@@ -3,6 +3,7 @@
 Faults copy what AWS (or the network) does: `Throttling` (HTTP 400), `ServiceFailure` (500),
 `EntityTemporarilyUnmodifiable` and `ConcurrentModification` (409), a dropped connection before
 or after the request reached IAM, and a response slower than the client's read timeout.
+`hold` parks a request until `release()`, so a test can kill its caller at that moment.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ ERROR_STATUS = {
 DROP_BEFORE = "drop-before"  # connection closed; the request never reached IAM
 DROP_AFTER = "drop-after"  # IAM did the work; the answer was lost
 SLOW = "slow"  # the answer arrives after the client's read timeout
+# Not a fault of its own: the request waits at the proxy until the test releases it, then
+# the connection drops without the request reaching IAM (the caller was killed meanwhile).
+HOLD = "hold"
 
 
 @dataclass
@@ -68,11 +72,16 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.calls: list[str] = []
         self.injected: list[tuple[str, str]] = []
+        self.held = threading.Event()  # set when a request arrives at a `hold` rule
+        self._released = threading.Event()
         self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle's algorithm the body then
+            # waits for the client's delayed ACK, 40 ms on every call.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
@@ -82,6 +91,10 @@ class FaultProxy:
                 body = self.rfile.read(length)
                 action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or ["?"])[0]
                 fault = proxy._pick(action)
+                if fault == HOLD:
+                    proxy.held.set()
+                    proxy._released.wait(timeout=120)
+                    fault = DROP_BEFORE
                 if fault == DROP_BEFORE:
                     self.close_connection = True
                     self.connection.close()
@@ -99,11 +112,14 @@ class FaultProxy:
                 self._answer(status, payload, content_type)
 
             def _answer(self, status: int, payload: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the caller gave up waiting (timeout)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -130,8 +146,23 @@ class FaultProxy:
         return rule
 
     def clear(self) -> None:
+        """Remove every rule; held requests go on (and drop)."""
         with self._lock:
             self.rules.clear()
+        self.release()
+
+    def reset(self) -> None:
+        """No rules and no history, as if just started."""
+        self.clear()
+        with self._lock:
+            self.calls.clear()
+            self.injected.clear()
+        self.held.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        """Let every held request go on; it drops without reaching IAM."""
+        self._released.set()
 
     def _pick(self, action: str) -> str | None:
         with self._lock:
@@ -162,5 +193,6 @@ class FaultProxy:
             return len(self.calls) if action is None else self.calls.count(action)
 
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

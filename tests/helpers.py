@@ -34,6 +34,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env["AWS_CONFIG_FILE"] = "/nonexistent"
     env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+    # The CLI speaks the language of LANG; tests read its English lines unless they ask.
+    env["LANG"] = "C.UTF-8"
     env.update(extra)
     return env
 

@@ -9,10 +9,12 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ParamValidationError,
     ReadTimeoutError,
 )
 
 from app.errors import PortalError
+from app.i18n import _
 
 
 class AwsError(PortalError):
@@ -100,6 +102,13 @@ class ReportNotReady(AwsError):
     code = "aws_report_not_ready"
 
 
+class InvalidParameter(AwsError):
+    """botocore refused a value before sending it (a name IAM cannot hold): the caller's error."""
+
+    status = 400
+    code = "aws_invalid_parameter"
+
+
 _BY_CODE: dict[str, type[AwsError]] = {
     "AccessDenied": AccessDenied,
     "AccessDeniedException": AccessDenied,
@@ -127,36 +136,40 @@ _BY_CODE: dict[str, type[AwsError]] = {
 def _message(kind: type[AwsError], action: str, aws_message: str) -> str:
     iam_action = f"iam:{action}" if action != "GetCallerIdentity" else "sts:GetCallerIdentity"
     if kind is AccessDenied:
-        return (
-            f"The portal's AWS identity is not allowed to call {iam_action}. "
+        return _(
+            "The portal's AWS identity is not allowed to call {action}. "
             "Add it to that identity's policy (see app/policies/runtime-policy.json)."
-        )
+        ).format(action=iam_action)
     if kind is Throttled:
-        return "AWS is throttling the portal's requests right now. Wait a minute and try again."
+        return _("AWS is throttling the portal's requests right now. Wait a minute and try again.")
     if kind is AwsUnavailable:
-        return "AWS IAM is not answering properly right now. Wait a minute and try again."
+        return _("AWS IAM is not answering properly right now. Wait a minute and try again.")
     if kind is NoSuchEntity:
-        return f"AWS says it does not exist: {aws_message}"
+        return _("AWS says it does not exist: {message}").format(message=aws_message)
     if kind is EntityAlreadyExists:
-        return f"AWS says it already exists: {aws_message}"
+        return _("AWS says it already exists: {message}").format(message=aws_message)
     if kind is DeleteConflict:
-        return f"AWS refused the deletion because something is still attached: {aws_message}"
+        return _("AWS refused the deletion because something is still attached: {message}").format(
+            message=aws_message
+        )
     if kind is InvalidAuthenticationCode:
-        return "AWS did not accept the two codes. Wait for a fresh code and try again."
+        return _("AWS did not accept the two codes. Wait for a fresh code and try again.")
     if kind is LimitExceeded:
-        return f"An AWS limit was reached: {aws_message}"
+        return _("An AWS limit was reached: {message}").format(message=aws_message)
     if kind is EntityTemporarilyUnmodifiable:
-        return (
+        return _(
             "AWS cannot change this user for a few minutes (it was recently deleted and "
             "re-created). Try again in a few minutes."
         )
     if kind is ConcurrentModification:
-        return "Someone else changed this in AWS at the same moment. Try again."
+        return _("Someone else changed this in AWS at the same moment. Try again.")
     if kind is PasswordPolicyViolation:
-        return f"The password breaks the account's password policy: {aws_message}"
+        return _("The password breaks the account's password policy: {message}").format(
+            message=aws_message
+        )
     if kind is ReportNotReady:
-        return "AWS is still preparing the credential report. Try again in a moment."
-    return f"AWS refused {iam_action}: {aws_message}"
+        return _("AWS is still preparing the credential report. Try again in a moment.")
+    return _("AWS refused {action}: {message}").format(action=iam_action, message=aws_message)
 
 
 def translate(exc: Exception, action: str) -> AwsError:
@@ -178,8 +191,10 @@ def translate(exc: Exception, action: str) -> AwsError:
         )
     if isinstance(exc, NoCredentialsError):
         return AwsCredentialsMissing(
-            "The portal found no AWS credentials. Give it credentials the usual AWS way "
-            "(environment, profile or instance role).",
+            _(
+                "The portal found no AWS credentials. Give it credentials the usual AWS way "
+                "(environment, profile or instance role)."
+            ),
             action=action,
         )
     if isinstance(
@@ -187,10 +202,18 @@ def translate(exc: Exception, action: str) -> AwsError:
         EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
     ):
         return AwsUnavailable(
-            "The portal could not reach AWS IAM (the connection failed or timed out). "
-            "Try again in a minute.",
+            _(
+                "The portal could not reach AWS IAM (the connection failed or timed out). "
+                "Try again in a minute."
+            ),
             action=action,
         )
+    if isinstance(exc, ParamValidationError):
+        return InvalidParameter(
+            _("AWS IAM does not accept this value: {problem}").format(problem=exc), action=action
+        )
     if isinstance(exc, BotoCoreError):
-        return AwsUnavailable(f"Calling AWS IAM failed: {exc}", action=action)
+        return AwsUnavailable(
+            _("Calling AWS IAM failed: {problem}").format(problem=exc), action=action
+        )
     raise exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,10 +20,13 @@ from urllib.parse import unquote
 from botocore import xform_name
 
 from app.aws.errors import AwsError, NoSuchEntity, ReportNotReady, translate
+from app.i18n import _
 
 MANAGED_TAG = "iam-onboard:managed"
 INVITATION_TAG = "iam-onboard:invitation"
 EMAIL_TAG = "iam-onboard:email"
+# The names IAM can hold (its UserName pattern and length); no user has any other name.
+USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class IamGateway:
 
     # -- users ----------------------------------------------------------------------------
     def get_user(self, name: str) -> dict[str, Any] | None:
+        if not USER_NAME.fullmatch(name):  # asking would only get a validation error back
+            return None
         try:
             return dict(self._call("GetUser", UserName=name)["User"])
         except NoSuchEntity:
@@ -341,7 +347,7 @@ class IamGateway:
                 break
             if time.monotonic() > deadline:
                 raise ReportNotReady(
-                    "AWS is still preparing the credential report. Try again in a moment.",
+                    _("AWS is still preparing the credential report. Try again in a moment."),
                     action="GenerateCredentialReport",
                 )
             time.sleep(0.5)

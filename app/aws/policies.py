@@ -18,6 +18,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
+from app.i18n import _
+
 PolicyDocument = dict[str, Any]
 
 # Managed policy documents: at most 6,144 characters, whitespace not counted.
@@ -172,9 +174,11 @@ def _fault_password_policy_resource(doc: Mapping[str, Any]) -> PolicyFault | Non
         return None
     return PolicyFault(
         "password-policy-resource",
-        "iam:GetAccountPasswordPolicy is allowed only on a user resource, "
-        "so it is never allowed: it is an account-level action",
-        'allow iam:GetAccountPasswordPolicy in its own statement with "Resource": "*"',
+        _(
+            "iam:GetAccountPasswordPolicy is allowed only on a user resource, "
+            "so it is never allowed: it is an account-level action"
+        ),
+        _('allow iam:GetAccountPasswordPolicy in its own statement with "Resource": "*"'),
     )
 
 
@@ -185,9 +189,14 @@ def _fault_password_policy_blocked(doc: Mapping[str, Any]) -> PolicyFault | None
         return None
     return PolicyFault(
         "password-policy-blocked",
-        "iam:GetAccountPasswordPolicy is denied until MFA, so a new user cannot read "
-        "the password rules when choosing a password",
-        "add iam:GetAccountPasswordPolicy to the NotAction list of the deny-unless-MFA statement",
+        _(
+            "iam:GetAccountPasswordPolicy is denied until MFA, so a new user cannot read "
+            "the password rules when choosing a password"
+        ),
+        _(
+            "add iam:GetAccountPasswordPolicy to the NotAction list of the deny-unless-MFA "
+            "statement"
+        ),
     )
 
 
@@ -198,10 +207,17 @@ def _fault_mfa_resource_by_username(doc: Mapping[str, Any]) -> PolicyFault | Non
             if ":mfa/" in text and "${aws:username}" in text.split(":mfa/", 1)[1]:
                 return PolicyFault(
                     "mfa-resource-by-username",
-                    f"MFA device actions are limited to {resource}, which fails "
-                    "for a device that is not named after its user",
-                    "use arn:aws:iam::*:mfa/* for iam:CreateVirtualMFADevice and "
-                    "arn:aws:iam::*:user/${aws:username} for the other device actions",
+                    _(
+                        "MFA device actions are limited to {resource}, which fails "
+                        "for a device that is not named after its user"
+                    ).format(resource=resource),
+                    _(
+                        "use {device_arn} for iam:CreateVirtualMFADevice and "
+                        "{user_arn} for the other device actions"
+                    ).format(
+                        device_arn="arn:aws:iam::*:mfa/*",
+                        user_arn="arn:aws:iam::*:user/${aws:username}",
+                    ),
                 )
     return None
 
@@ -212,12 +228,20 @@ def _fault_list_users_exposed(doc: Mapping[str, Any]) -> PolicyFault | None:
     exempt = bool(denies) and not _blocked_before_mfa(doc, "iam:ListUsers")
     if not (allowed or exempt):
         return None
-    how = "allowed" if allowed else "exempt from the deny-unless-MFA statement"
+    if allowed:
+        problem = _(
+            "iam:ListUsers is allowed: it shows every user name in the account "
+            "and enrolling an MFA device does not need it"
+        )
+    else:
+        problem = _(
+            "iam:ListUsers is exempt from the deny-unless-MFA statement: it shows every user "
+            "name in the account and enrolling an MFA device does not need it"
+        )
     return PolicyFault(
         "list-users-exposed",
-        f"iam:ListUsers is {how}: it shows every user name in the account "
-        "and enrolling an MFA device does not need it",
-        "remove iam:ListUsers from the Allow statements and from the NotAction list",
+        problem,
+        _("remove iam:ListUsers from the Allow statements and from the NotAction list"),
     )
 
 
@@ -227,9 +251,13 @@ def _fault_deny_uses_bool(doc: Mapping[str, Any]) -> PolicyFault | None:
         return None
     return PolicyFault(
         "deny-uses-bool",
-        "the deny-unless-MFA statement uses Bool: requests signed with long-term access keys "
-        "carry no aws:MultiFactorAuthPresent key, so they are not denied",
-        'use "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"} in the deny statement',
+        _(
+            "the deny-unless-MFA statement uses Bool: requests signed with long-term access "
+            "keys carry no aws:MultiFactorAuthPresent key, so they are not denied"
+        ),
+        _("use {condition} in the deny statement").format(
+            condition='"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}'
+        ),
     )
 
 
@@ -238,9 +266,11 @@ def _fault_no_deny_without_mfa(doc: Mapping[str, Any]) -> PolicyFault | None:
         return None
     return PolicyFault(
         "no-deny-without-mfa",
-        "no statement denies access without MFA: users can work without ever binding a device",
-        "add a Deny statement with NotAction for the self-service actions, Resource *, "
-        'and "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}',
+        _("no statement denies access without MFA: users can work without ever binding a device"),
+        _(
+            "add a Deny statement with NotAction for the self-service actions, Resource *, "
+            "and {condition}"
+        ).format(condition='"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}'),
     )
 
 
@@ -249,9 +279,11 @@ def _fault_change_password_blocked(doc: Mapping[str, Any]) -> PolicyFault | None
         return None
     return PolicyFault(
         "change-password-blocked",
-        "iam:ChangePassword is denied until MFA, so a new user cannot set a password "
-        "at first sign-in",
-        "add iam:ChangePassword to the NotAction list of the deny-unless-MFA statement",
+        _(
+            "iam:ChangePassword is denied until MFA, so a new user cannot set a password "
+            "at first sign-in"
+        ),
+        _("add iam:ChangePassword to the NotAction list of the deny-unless-MFA statement"),
     )
 
 

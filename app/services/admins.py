@@ -332,10 +332,17 @@ def _unknown_email_failure(portal: Portal, email: str) -> None:
         raise AccountLocked(now + BASE_LOCK, now)
 
 
-def _fail(portal: Portal, admin_id: str, email: str, source_ip: str | None, what: str) -> None:
+def _fail(
+    portal: Portal,
+    admin_id: str,
+    email: str,
+    source_ip: str | None,
+    what: str,
+    action: str = "admin.sign_in",
+) -> None:
     locked = _register_failure(portal, admin_id)
     actor = Actor(email, source_ip)
-    audit.record(portal, actor=actor, action="admin.sign_in", outcome="failed", detail=what)
+    audit.record(portal, actor=actor, action=action, outcome="failed", detail=what)
     if locked is not None:
         audit.record(
             portal,
@@ -391,6 +398,37 @@ def sign_in_code(
     portal: Portal, *, admin_id: str, code: str, source_ip: str | None = None
 ) -> AdminInfo:
     """Second factor: one portal TOTP code, never a step already used. Success resets failures."""
+    info = _accept_code(
+        portal, admin_id=admin_id, code=code, source_ip=source_ip, action="admin.sign_in"
+    )
+    audit.record(
+        portal, actor=Actor(info.email, source_ip), action="admin.sign_in", detail=info.email
+    )
+    return info
+
+
+def verify_step_up(
+    portal: Portal,
+    *,
+    admin_id: str,
+    code: str,
+    source_ip: str | None = None,
+    purpose: str = "",
+) -> AdminInfo:
+    """A fresh portal TOTP code before a destructive action; wrong codes count toward lockout."""
+    info = _accept_code(
+        portal, admin_id=admin_id, code=code, source_ip=source_ip, action="admin.step_up"
+    )
+    audit.record(
+        portal, actor=Actor(info.email, source_ip), action="admin.step_up", detail=purpose or None
+    )
+    return info
+
+
+def _accept_code(
+    portal: Portal, *, admin_id: str, code: str, source_ip: str | None, action: str
+) -> AdminInfo:
+    """One portal TOTP code, within a step of now and newer than the last one accepted."""
     now = portal.clock()
     with portal.db.session() as session:
         admin = session.get(Admin, admin_id)
@@ -411,7 +449,7 @@ def sign_in_code(
     )
     check = check_single_code(seed=seed, code=code, now=now.timestamp(), used_steps=used)
     if not check.ok or check.step is None:
-        _fail(portal, admin_id, email, source_ip, "wrong code")
+        _fail(portal, admin_id, email, source_ip, "wrong code", action=action)
         if check.problem is CodeProblem.REUSED:
             raise SignInRefused(
                 _("This code was already used. Wait until your app shows a new one."), field="code"
@@ -431,7 +469,6 @@ def sign_in_code(
         row.failed_logins = 0
         row.first_failed_at = None
         row.locked_until = None
-    audit.record(portal, actor=Actor(email, source_ip), action="admin.sign_in", detail=email)
     return AdminInfo(admin_id, email)
 
 
@@ -443,3 +480,29 @@ def admin_by_id(portal: Portal, admin_id: str) -> AdminInfo | None:
     with portal.db.session() as session:
         admin = session.get(Admin, admin_id)
         return AdminInfo(admin.id, admin.email) if admin is not None else None
+
+
+def active_admin(portal: Portal, admin_id: str) -> AdminInfo | None:
+    """The admin behind a session, or None when it no longer exists or was deactivated."""
+    with portal.db.session() as session:
+        admin = session.get(Admin, admin_id)
+        if admin is None or not admin.active:
+            return None
+        return AdminInfo(admin.id, admin.email)
+
+
+def unlock_admin(portal: Portal, *, email: str, actor: Actor) -> AdminInfo:
+    """Lift a lockout after failed sign-ins or step-ups, and forget the failures counted."""
+    email = normalize_email(email)
+    with portal.db.session() as session:
+        admin = _find(session, email) if email else None
+        if admin is None:
+            raise NotFound(_("There is no admin {email}.").format(email=email))
+        was_locked = admin.locked_until is not None and admin.locked_until > portal.clock()
+        admin.failed_logins = 0
+        admin.first_failed_at = None
+        admin.locked_until = None
+        info = AdminInfo(admin.id, admin.email)
+    detail = f"{email} (was locked)" if was_locked else f"{email} (was not locked)"
+    audit.record(portal, actor=actor, action="admin.unlock", detail=detail)
+    return info

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.aws.policies import mfa_policy_document, policy_drift, render_policy
+from app.i18n import _
 from app.services import audit
 from app.services.portal import Actor, Portal
 
@@ -30,20 +31,32 @@ def bootstrap(portal: Portal, *, dry_run: bool, actor: Actor) -> list[Step]:
     account = iam.caller_identity()["account"]
     arn = policy_arn(account, s.mfa_policy)
     desired = mfa_policy_document()
-    would = "would " if dry_run else ""
     steps: list[Step] = []
+    names = {"policy": s.mfa_policy, "group": s.mfa_group, "arn": arn}
+
+    def plan(done: str, planned: str) -> str:
+        # Two whole sentences: "would" does not sit in front of the verb in every language.
+        return (planned if dry_run else done).format(**names)
 
     policy = iam.get_policy(arn)
     if policy is None:
         if not dry_run:
             iam.create_policy(s.mfa_policy, render_policy(desired), description=POLICY_DESCRIPTION)
-        steps.append(Step(True, f"{would}create policy {s.mfa_policy} ({arn})"))
+        steps.append(
+            Step(
+                True,
+                plan(
+                    _("create policy {policy} ({arn})"), _("would create policy {policy} ({arn})")
+                ),
+            )
+        )
     else:
         live = iam.policy_document(arn, policy["DefaultVersionId"])
         drift = policy_drift(live, desired)
         if drift:
             for line in drift:
-                steps.append(Step(True, f"drift in policy {s.mfa_policy}: {line}"))
+                text = _("drift in policy {policy}: {difference}")
+                steps.append(Step(True, text.format(policy=s.mfa_policy, difference=line)))
             if not dry_run:
                 versions = iam.policy_versions(arn)
                 if len(versions) >= 5:  # IAM keeps at most five versions of a policy
@@ -53,25 +66,34 @@ def bootstrap(portal: Portal, *, dry_run: bool, actor: Actor) -> list[Step]:
                     )
                     iam.delete_policy_version(arn, oldest["VersionId"])
                 iam.create_policy_version(arn, render_policy(desired))
-            steps.append(Step(True, f"{would}update policy {s.mfa_policy} to the portal's version"))
+            text = plan(
+                _("update policy {policy} to the portal's version"),
+                _("would update policy {policy} to the portal's version"),
+            )
+            steps.append(Step(True, text))
         else:
-            steps.append(Step(False, f"policy {s.mfa_policy} is up to date"))
+            steps.append(Step(False, _("policy {policy} is up to date").format(**names)))
 
     if iam.get_group(s.mfa_group) is None:
         if not dry_run:
             iam.create_group(s.mfa_group)
-        steps.append(Step(True, f"{would}create group {s.mfa_group}"))
+        steps.append(Step(True, plan(_("create group {group}"), _("would create group {group}"))))
         attached: list[str] = []
     else:
-        steps.append(Step(False, f"group {s.mfa_group} exists"))
+        steps.append(Step(False, _("group {group} exists").format(**names)))
         attached = [p["PolicyArn"] for p in iam.attached_group_policies(s.mfa_group)]
 
     if arn not in attached:
         if not dry_run:
             iam.attach_group_policy(s.mfa_group, arn)
-        steps.append(Step(True, f"{would}attach policy {s.mfa_policy} to group {s.mfa_group}"))
+        text = plan(
+            _("attach policy {policy} to group {group}"),
+            _("would attach policy {policy} to group {group}"),
+        )
+        steps.append(Step(True, text))
     else:
-        steps.append(Step(False, f"policy {s.mfa_policy} is attached to group {s.mfa_group}"))
+        text = _("policy {policy} is attached to group {group}").format(**names)
+        steps.append(Step(False, text))
 
     if not dry_run and any(step.changed for step in steps):
         audit.record(

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from app.aws.errors import AwsError
 from app.aws.policies import find_faults, mfa_policy_document, policy_drift
+from app.i18n import _
 from app.services.bootstrap import policy_arn
 from app.services.portal import Portal
 
@@ -23,31 +24,37 @@ def _aws_checks(portal: Portal) -> list[Check]:
     s = portal.settings
     checks: list[Check] = []
     identity = iam.caller_identity()
-    checks.append(Check(True, f"AWS identity: {identity['arn']} (account {identity['account']})"))
+    checks.append(
+        Check(
+            True,
+            _("AWS identity: {arn} (account {account})").format(
+                arn=identity["arn"], account=identity["account"]
+            ),
+        )
+    )
     arn = policy_arn(identity["account"], s.mfa_policy)
     policy = iam.get_policy(arn)
     group = iam.get_group(s.mfa_group)
+    group_name, policy_name = s.mfa_group, s.mfa_policy
     if group is None:
-        checks.append(Check(False, f"group {s.mfa_group} is missing; fix: iam-onboard bootstrap"))
+        text = _("group {group} is missing; fix: iam-onboard bootstrap")
+        checks.append(Check(False, text.format(group=group_name)))
     else:
-        checks.append(Check(True, f"group {s.mfa_group} exists"))
+        checks.append(Check(True, _("group {group} exists").format(group=group_name)))
     if policy is None:
-        checks.append(Check(False, f"policy {s.mfa_policy} is missing; fix: iam-onboard bootstrap"))
+        text = _("policy {policy} is missing; fix: iam-onboard bootstrap")
+        checks.append(Check(False, text.format(policy=policy_name)))
     else:
-        checks.append(Check(True, f"policy {s.mfa_policy} exists"))
+        checks.append(Check(True, _("policy {policy} exists").format(policy=policy_name)))
     if group is None:
         return checks
     attached = iam.attached_group_policies(s.mfa_group)
     if policy is not None and arn not in {p["PolicyArn"] for p in attached}:
-        checks.append(
-            Check(
-                False,
-                f"policy {s.mfa_policy} is not attached to group {s.mfa_group}; "
-                "fix: iam-onboard bootstrap",
-            )
-        )
+        text = _("policy {policy} is not attached to group {group}; fix: iam-onboard bootstrap")
+        checks.append(Check(False, text.format(policy=policy_name, group=group_name)))
     elif policy is not None:
-        checks.append(Check(True, f"policy {s.mfa_policy} is attached to group {s.mfa_group}"))
+        text = _("policy {policy} is attached to group {group}")
+        checks.append(Check(True, text.format(policy=policy_name, group=group_name)))
     # The portal's policy, and any other on the group that enforces MFA, is checked for the
     # known faults; unrelated policies (a team's own grants) would only give false alarms.
     for attachment in attached:
@@ -60,19 +67,21 @@ def _aws_checks(portal: Portal) -> list[Check]:
         faults = find_faults(document)
         name = attachment["PolicyName"]
         for fault in faults:
-            checks.append(Check(False, f"policy {name}: {fault.problem}; fix: {fault.fix}"))
+            text = _("policy {policy}: {problem}; fix: {fix}")
+            checks.append(
+                Check(False, text.format(policy=name, problem=fault.problem, fix=fault.fix))
+            )
         if attachment["PolicyArn"] == arn:
             drift = policy_drift(document, mfa_policy_document())
             if drift and not faults:
-                checks.append(
-                    Check(
-                        False,
-                        f"policy {name} differs from the portal's version ({drift[0]}); "
-                        "fix: iam-onboard bootstrap",
-                    )
+                text = _(
+                    "policy {policy} differs from the portal's version ({difference}); "
+                    "fix: iam-onboard bootstrap"
                 )
+                checks.append(Check(False, text.format(policy=name, difference=drift[0])))
             elif not drift:
-                checks.append(Check(True, f"policy {name} matches the portal's version"))
+                text = _("policy {policy} matches the portal's version")
+                checks.append(Check(True, text.format(policy=name)))
     return checks
 
 
@@ -80,24 +89,20 @@ def _database_checks(portal: Portal) -> list[Check]:
     try:
         portal.db.ping()
     except Exception as exc:  # any driver error means the same thing to the operator
-        return [
-            Check(
-                False,
-                f"database unreachable ({type(exc).__name__}); fix: check IAM_ONBOARD_DATABASE_URL",
-            )
-        ]
+        text = _("database unreachable ({problem}); fix: check IAM_ONBOARD_DATABASE_URL")
+        return [Check(False, text.format(problem=type(exc).__name__))]
     if portal.db.pending_migrations():
         return [
-            Check(True, "database reachable"),
-            Check(False, "database not migrated; fix: start the portal once (it migrates)"),
+            Check(True, _("database reachable")),
+            Check(False, _("database not migrated; fix: start the portal once (it migrates)")),
         ]
-    return [Check(True, "database reachable and migrated")]
+    return [Check(True, _("database reachable and migrated"))]
 
 
 def _smtp_check(portal: Portal) -> list[Check]:
     url = portal.settings.smtp_url
     if not url:
-        return [Check(True, "SMTP not configured: mail goes to the outbox")]
+        return [Check(True, _("SMTP not configured: mail goes to the outbox"))]
     parts = urlsplit(url)
     host, port = parts.hostname or "localhost", parts.port
     try:
@@ -108,8 +113,9 @@ def _smtp_check(portal: Portal) -> list[Check]:
         with client:
             client.ehlo()
     except (OSError, smtplib.SMTPException) as exc:
-        return [Check(False, f"SMTP server {host}:{port} unreachable ({exc}); fix: check the URL")]
-    return [Check(True, f"SMTP server {host}:{port} answers")]
+        text = _("SMTP server {server} unreachable ({problem}); fix: check the URL")
+        return [Check(False, text.format(server=f"{host}:{port}", problem=exc))]
+    return [Check(True, _("SMTP server {server} answers").format(server=f"{host}:{port}"))]
 
 
 def run_checks(portal: Portal) -> list[Check]:
@@ -118,7 +124,7 @@ def run_checks(portal: Portal) -> list[Check]:
     try:
         checks.extend(_aws_checks(portal))
     except AwsError as exc:
-        checks.append(Check(False, f"AWS: {exc.message}"))
+        checks.append(Check(False, _("AWS: {problem}").format(problem=exc.message)))
     checks.extend(_database_checks(portal))
     checks.extend(_smtp_check(portal))
     return checks

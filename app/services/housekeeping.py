@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from app.aws.errors import AwsError
 from app.errors import PortalError
+from app.i18n import _
 from app.mail import retry_unsent
 from app.security.tokens import hash_token, new_token
 from app.services import audit, leases
@@ -42,7 +43,6 @@ log = logging.getLogger("iam_onboard.housekeeping")
 LEASE = "housekeeping"
 LEASE_TTL = timedelta(minutes=10)  # longer than one run; a crashed holder frees it by then
 DEVICE_MIN_AGE = timedelta(hours=1)
-STUCK_AFTER = timedelta(minutes=5)  # an invite still "creating" after this was cut short
 FIRST_RUN_DELAY_SECONDS = 30.0
 
 
@@ -59,15 +59,17 @@ class HousekeepingReport:
 
     def lines(self) -> list[str]:
         if not self.ran:
-            return ["Another replica is running housekeeping right now; nothing was done."]
+            return [_("Another replica is running housekeeping right now; nothing was done.")]
         return [
-            f"{self.expired} link(s) or enrollment(s) expired",
-            f"{self.devices_deleted} abandoned MFA device(s) deleted",
-            f"{self.invitations_finished} interrupted invitation(s) finished",
-            f"{self.reminders_sent} reminder(s) mailed",
-            f"{self.deadlines_enforced} deadline(s) enforced (user added to the MFA group)",
-            f"{self.mails_sent} queued mail(s) sent",
-            *(f"problem: {p}" for p in self.problems),
+            _("{n} link(s) or enrollment(s) expired").format(n=self.expired),
+            _("{n} abandoned MFA device(s) deleted").format(n=self.devices_deleted),
+            _("{n} interrupted invitation(s) finished").format(n=self.invitations_finished),
+            _("{n} reminder(s) mailed").format(n=self.reminders_sent),
+            _("{n} deadline(s) enforced (user added to the MFA group)").format(
+                n=self.deadlines_enforced
+            ),
+            _("{n} queued mail(s) sent").format(n=self.mails_sent),
+            *(_("problem: {problem}").format(problem=p) for p in self.problems),
         ]
 
 
@@ -147,7 +149,7 @@ def _delete_abandoned_devices(portal: Portal, report: HousekeepingReport) -> Non
 
 def _finish_stuck_invitations(portal: Portal, report: HousekeepingReport) -> None:
     """Crash recovery: an invite cut short after CreateUser is taken through the MFA group."""
-    cutoff = portal.clock() - STUCK_AFTER
+    cutoff = portal.clock() - timedelta(minutes=portal.settings.stuck_invite_minutes)
     with portal.db.session() as s:
         stuck = list(
             s.scalars(
@@ -164,7 +166,8 @@ def _finish_stuck_invitations(portal: Portal, report: HousekeepingReport) -> Non
                 result = finish_invitation(portal, invitation_id=inv.id, actor=SYSTEM_ACTOR)
                 token = result.link.rsplit("/", 1)[1]
         except PortalError as exc:
-            report.problems.append(f"invitation of {inv.user_name}: {exc.message}")
+            text = _("invitation of {name}: {problem}")
+            report.problems.append(text.format(name=inv.user_name, problem=exc.message))
             continue
         report.invitations_finished += 1
         with portal.db.session() as s:
@@ -259,13 +262,15 @@ def _enforce_deadlines(portal: Portal, report: HousekeepingReport) -> None:
                 call=partial(iam.add_user_to_group, inv.user_name, group),
             )
         except AwsError as exc:
-            report.problems.append(f"deadline of {inv.user_name}: {exc.message}")
+            text = _("deadline of {name}: {problem}")
+            report.problems.append(text.format(name=inv.user_name, problem=exc.message))
             continue
         if added:
             members.add(inv.user_name.lower())
             report.deadlines_enforced += 1
         else:
-            report.problems.append(f"deadline of {inv.user_name}: the IAM user no longer exists")
+            text = _("deadline of {name}: the IAM user no longer exists")
+            report.problems.append(text.format(name=inv.user_name))
 
 
 def _retry_mail(portal: Portal, report: HousekeepingReport) -> None:

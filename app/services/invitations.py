@@ -8,9 +8,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from app.aws.errors import AwsError, EntityAlreadyExists, NoSuchEntity
+from app.aws.errors import (
+    AwsError,
+    AwsUnavailable,
+    ConcurrentModification,
+    EntityAlreadyExists,
+    EntityTemporarilyUnmodifiable,
+    NoSuchEntity,
+    Throttled,
+)
 from app.aws.iam import EMAIL_TAG, INVITATION_TAG, MANAGED_TAG
 from app.errors import Conflict, PortalError, ValidationError
+from app.i18n import _
 from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.portal import Actor, Portal
@@ -21,6 +30,8 @@ USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 EMAIL = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
 # An invitation in one of these states still holds its user name.
 LIVE_STATES = ("creating", "pending")
+# AWS troubles that pass; after them IAM may or may not have done what was asked.
+MAYBE_DONE = (AwsUnavailable, Throttled, EntityTemporarilyUnmodifiable, ConcurrentModification)
 
 
 @dataclass(frozen=True)
@@ -47,11 +58,11 @@ def validate_invite(
     email = email.strip()
     if not USER_NAME.fullmatch(user_name):
         raise ValidationError(
-            "Use 1 to 64 letters, digits or + = , . @ _ - for the IAM user name.",
+            _("Use 1 to 64 letters, digits or + = , . @ _ - for the IAM user name."),
             field="user_name",
         )
     if len(email) > 320 or not EMAIL.fullmatch(email):
-        raise ValidationError("Enter an email address like name@example.com.", field="email")
+        raise ValidationError(_("Enter an email address like name@example.com."), field="email")
     allowed = {g.lower(): g for g in portal.settings.assignable_groups}
     groups: list[str] = []
     for group in extra_groups:
@@ -59,9 +70,11 @@ def validate_invite(
         if not group:
             continue
         if group.lower() not in allowed:
-            choices = ", ".join(portal.settings.assignable_groups) or "none are configured"
+            choices = ", ".join(portal.settings.assignable_groups) or _("none are configured")
             raise ValidationError(
-                f"Group {group} cannot be granted from the portal (allowed: {choices}).",
+                _("Group {group} cannot be granted from the portal (allowed: {choices}).").format(
+                    group=group, choices=choices
+                ),
                 field="groups",
             )
         if allowed[group.lower()] not in groups:
@@ -108,11 +121,17 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
             detail="an IAM user with this name already exists",
         )
         raise Conflict(
-            f"An IAM user named {inv.user_name} already exists in this account (IAM user names "
-            "ignore case). Choose another name, or send the existing user an enrollment link."
+            _(
+                "An IAM user named {name} already exists in this account (IAM user names "
+                "ignore case). Choose another name, or send the existing user an enrollment link."
+            ).format(name=inv.user_name)
         ) from None
     except AwsError as exc:
-        _set_status(portal, inv.id, "failed", exc.message)
+        # A lost answer or a timeout may hide a CreateUser that IAM carried out (the retries
+        # then see EntityAlreadyExists): a passing trouble leaves the invitation "creating",
+        # so the same invite, or housekeeping, resumes it and recognises the user by its tag.
+        status = "creating" if isinstance(exc, MAYBE_DONE) else "failed"
+        _set_status(portal, inv.id, status, exc.message)
         audit.record(
             portal,
             actor=actor,
@@ -160,8 +179,10 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> None:
                 if row is not None:
                     row.last_error = exc.message
             raise InviteIncomplete(
-                f"The IAM user {inv.user_name} was created but could not be added to the "
-                f"group {group} yet ({exc.message}). Run the same invite again to finish it."
+                _(
+                    "The IAM user {name} was created but could not be added to the "
+                    "group {group} yet ({problem}). Run the same invite again to finish it."
+                ).format(name=inv.user_name, group=group, problem=exc.message)
             ) from exc
         _set_status(portal, inv.id, "failed", exc.message)
         audit.record(
@@ -169,8 +190,10 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> None:
             detail="rolled back an invite that could not join the MFA group",
         )  # fmt: skip
         raise PortalError(
-            f"Could not add {inv.user_name} to the group {group}: {exc.message} "
-            "Nothing was left behind in AWS; try the invite again.",
+            _(
+                "Could not add {name} to the group {group}: {problem} "
+                "Nothing was left behind in AWS; try the invite again."
+            ).format(name=inv.user_name, group=group, problem=exc.message),
             status=exc.status,
             code=exc.code,
         ) from exc
@@ -202,7 +225,7 @@ def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> In
     with portal.db.session() as session:
         inv = session.get(Invitation, invitation_id)
         if inv is None or inv.status != "creating":
-            raise Conflict("This invitation is not waiting to be created.")
+            raise Conflict(_("This invitation is not waiting to be created."))
     _create_user(portal, inv, actor)
     _join_mfa_group(portal, inv, actor)
     token, expires_at = _issue_token(portal, inv.id)
@@ -238,8 +261,10 @@ def invite_user(
     live = _live_invitation(portal, user_name)
     if live is not None and live.status == "pending":
         raise Conflict(
-            f"{live.user_name} was already invited on {live.created_at:%Y-%m-%d %H:%M} UTC and "
-            "has not enrolled yet; no second user was created. Resend the link instead.",
+            _(
+                "{name} was already invited on {when} UTC and has not enrolled yet; "
+                "no second user was created. Resend the link instead."
+            ).format(name=live.user_name, when=f"{live.created_at:%Y-%m-%d %H:%M}"),
         )
     if live is not None:  # "creating": a half-done invite of the same name; finish that one
         audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)

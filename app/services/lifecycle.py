@@ -29,6 +29,7 @@ from app.services.lifecycle_steps import (
     revoke_live,
 )
 from app.services.portal import Actor, Portal
+from app.services.statuses import state_label
 from app.store.models import Invitation
 
 KEY_IN_USE_DAYS = 30
@@ -71,7 +72,7 @@ def resend(portal: Portal, *, user_name: str, actor: Actor) -> LinkResult:
     if inv.status not in ("pending", "expired"):
         raise Conflict(
             _("The invitation of {name} was {status}; send a new one instead.").format(
-                name=inv.user_name, status=inv.status
+                name=inv.user_name, status=state_label(inv.status)
             )
         )
     abandon_enrollments(portal, invitation_ids=[inv.id], actor=actor)
@@ -179,6 +180,7 @@ def reset_mfa(
                 detail=device.serial,
                 call=partial(iam.delete_virtual_mfa_device, device.serial),
             )
+    _delete_freed_devices(portal, iam, name, actor)
     step(
         action="iam.delete_login_profile",
         detail="console password removed until MFA is set up again",
@@ -203,6 +205,16 @@ def reset_mfa(
         detail="devices and console password removed; new link issued",
     )
     return link_result(portal, inv_id, token, reason="reset")
+
+
+def _delete_freed_devices(portal: Portal, iam: IamGateway, name: str, actor: Actor) -> None:
+    """Delete the user's devices that no longer show under the user: freed by a run cut short
+    between DeactivateMFADevice and DeleteVirtualMFADevice, or left by an enrollment."""
+    for device in iam.virtual_mfa_devices("Unassigned"):
+        if device.serial.rsplit("/", 1)[-1].lower() == name.lower():
+            delete_unassigned_device(
+                portal, iam=iam, serial=device.serial, user_name=name, actor=actor
+            )
 
 
 def _new_existing_invitation(
@@ -418,13 +430,7 @@ def offboard(portal: Portal, *, user_name: str, actor: Actor) -> OffboardReport:
             _offboard_failed(portal, iam, name, actor, report, exc)
         if step.label not in report.removed:
             report.removed.append(step.label)
-    # A device freed by an interrupted run, or left by an abandoned enrollment, is no longer
-    # listed under the user; it is found by its name.
-    for device in iam.virtual_mfa_devices("Unassigned"):
-        if device.serial.rsplit("/", 1)[-1].lower() == name.lower():
-            delete_unassigned_device(
-                portal, iam=iam, serial=device.serial, user_name=name, actor=actor
-            )
+    _delete_freed_devices(portal, iam, name, actor)
     audit.record(
         portal,
         actor=actor,

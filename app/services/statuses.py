@@ -55,6 +55,25 @@ def status_label(status: str) -> str:
     return labels.get(status, status)
 
 
+def state_label(state: str) -> str:
+    """An invitation's or an enrollment's stored state as a person reads it."""
+    labels = {
+        "creating": _("creating"),
+        "pending": _("pending"),
+        "used": _("used"),
+        "expired": _("expired"),
+        "revoked": _("revoked"),
+        "failed": _("failed"),
+        "started": _("started"),
+        "device_created": _("device created"),
+        "enabling": _("enabling"),
+        "enabled": _("enabled"),
+        "done": _("done"),
+        "locked": _("locked"),
+    }
+    return labels.get(state, state)
+
+
 def status_slug(status: str) -> str:
     """`invite expired` -> `invite_expired`, `MFA (unmanaged)` -> `mfa_unmanaged`."""
     chars = [ch if ch.isalnum() else "_" for ch in status.lower()]

@@ -259,15 +259,20 @@ def _detail_out(d: UserDetail) -> UserDetailOut:
     )
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+# What any route may answer besides its own; each route adds the 404/409 it can give.
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A value the portal or AWS IAM cannot accept."},
     401: {"model": ErrorOut, "description": "No API token, or not a valid one."},
+    422: {"model": ErrorOut, "description": "A malformed request: a parameter or the body."},
+    502: {"model": ErrorOut, "description": "AWS IAM refused the portal's call."},
+    503: {"model": ErrorOut, "description": "AWS IAM is unreachable or throttling; try later."},
 }
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["api"],
     dependencies=[Depends(require_token)],
-    responses=_ERRORS,
+    responses=API_ERRORS,
 )
 
 

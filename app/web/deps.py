@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request
 
+from app.services import admins
 from app.services.portal import Actor, Portal
-from app.services.sessions import get_session
+from app.services.sessions import end_session, get_session
 from app.store.models import WebSession
 
 
@@ -59,6 +60,11 @@ class AdminContext:
 def require_admin(request: Request, portal: PortalDep, session: SessionDep) -> AdminContext:
     """Admin pages need an admin session; an enrollment session opens none of them."""
     if session is None or session.kind != "admin" or not session.admin_id:
+        raise RedirectToSignIn(request.url.path)
+    # A primary-key read per request: a deactivated admin's open sessions stop at once.
+    if admins.active_admin(portal, session.admin_id) is None:
+        end_session(portal, session_raw_id(request))
+        request.state.web_session = None
         raise RedirectToSignIn(request.url.path)
     email = str(session.data.get("email", ""))
     return AdminContext(

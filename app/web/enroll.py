@@ -67,7 +67,12 @@ def _stopped(request: Request, exc: PortalError) -> Response:
 
 def _rate_limited(request: Request, portal: PortalDep) -> Response | None:
     key = f"enroll:{client_ip(request) or 'unknown'}"
-    if ratelimit.hit(portal, key=key, limit=30, window=timedelta(minutes=1)):
+    if ratelimit.hit(
+        portal,
+        key=key,
+        limit=portal.settings.enroll_rate_limit_per_minute,
+        window=timedelta(minutes=1),
+    ):
         return None
     return _message(
         request,
@@ -105,7 +110,7 @@ def _scan_page(
         "view": view,
         "scan": scan,
         "secret_grouped": group_secret(scan.seed),
-        "qr": Markup(  # noqa: S704 - our own SVG, every text in it escaped by ElementTree
+        "qr": Markup(  # noqa: S704  # nosec B704 - our own SVG, its texts escaped by ElementTree
             qr_svg(scan.otpauth_uri, title=_("QR code to scan with your authenticator app"))
         ),
         "apps": APPS,

@@ -11,6 +11,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app import i18n
 from app.security.csrf import csrf_token_for
+from app.services.record_text import record_text
+from app.services.statuses import state_label, status_label
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = ROOT / "templates"
@@ -25,6 +27,10 @@ env = Environment(
 )
 env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 env.globals["LANGUAGES"] = i18n.LANGUAGES
+# Stored values shown in the reader's language: statuses, states and the portal's own records.
+env.globals["status_label"] = status_label
+env.globals["state_label"] = state_label
+env.filters["record"] = record_text
 
 
 def csrf_token(request: Request) -> str:

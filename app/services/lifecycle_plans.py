@@ -1,0 +1,149 @@
+"""What an admin sees before a lifecycle action: which actions fit, and what each would do.
+
+Read-only: IAM is read, nothing is changed (these back the GET pages of the admin console).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.aws.iam import EMAIL_TAG, IamGateway, MfaDevice
+from app.errors import NotFound, ValidationError
+from app.i18n import _
+from app.services.directory import UserDetail
+from app.services.invitations import LIVE_STATES
+from app.services.lifecycle import access_key_warnings, describe_resources
+from app.services.lifecycle_steps import KeyInUse, latest_invitation
+from app.services.portal import Portal
+from app.store.models import Invitation
+
+# Invitations whose link can be renewed (pending covers locked: status stays pending).
+RESENDABLE = ("creating", "pending", "expired")
+
+
+@dataclass(frozen=True)
+class UserActions:
+    """The lifecycle actions that make sense for a user in its current state."""
+
+    resend: bool = False
+    revoke: bool = False
+    revoke_can_delete: bool = False  # the never-enrolled portal user may go with the link
+    reset_mfa: bool = False
+    send_link: bool = False
+    offboard: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.resend or self.revoke or self.reset_mfa or self.send_link or self.offboard
+
+
+def _latest(invitations: list[Invitation]) -> Invitation | None:
+    # The same choice as lifecycle_steps.latest_invitation: a live one wins a tie.
+    rows = sorted(invitations, key=lambda r: (r.created_at, r.status in LIVE_STATES), reverse=True)
+    return rows[0] if rows else None
+
+
+def user_actions(detail: UserDetail) -> UserActions:
+    """Resend/revoke for a waiting link, reset for MFA, send-link without a live link, offboard."""
+    inv = _latest(detail.invitations)
+    waiting = inv is not None and inv.status in RESENDABLE
+    enrolled = inv is not None and inv.status == "used"
+    never_enrolled = (
+        waiting
+        and inv is not None
+        and not inv.existing_user
+        and detail.exists_in_iam
+        and not detail.mfa_devices
+        and not detail.login_profile
+        and not detail.access_keys
+    )
+    return UserActions(
+        resend=waiting,
+        revoke=waiting,
+        revoke_can_delete=never_enrolled,
+        reset_mfa=detail.exists_in_iam and (bool(detail.mfa_devices) or enrolled),
+        send_link=detail.exists_in_iam and not waiting and not enrolled,
+        offboard=detail.exists_in_iam,
+    )
+
+
+def _require_user(iam: IamGateway, user_name: str) -> dict[str, Any]:
+    user = iam.get_user(user_name.strip())
+    if user is None:
+        raise NotFound(_("There is no IAM user named {name}.").format(name=user_name))
+    return user
+
+
+def _known_email(portal: Portal, iam: IamGateway, name: str) -> str:
+    latest = latest_invitation(portal, name)
+    if latest is not None and latest.email:
+        return latest.email
+    return iam.user_tags(name).get(EMAIL_TAG, "")
+
+
+@dataclass(frozen=True)
+class SendLinkPlan:
+    user_name: str
+    email: str  # the portal's record or the iam-onboard:email tag; "" when unknown
+    has_login_profile: bool
+    mfa_devices: list[MfaDevice]
+    in_mfa_group: bool
+    keys_in_use: list[KeyInUse]
+
+
+def send_link_plan(portal: Portal, *, user_name: str) -> SendLinkPlan:
+    """The send-link form's defaults and warnings (access keys used in the last 30 days)."""
+    iam = portal.iam()
+    name = str(_require_user(iam, user_name)["UserName"])
+    groups = {g.lower() for g in iam.groups_for_user(name)}
+    return SendLinkPlan(
+        user_name=name,
+        email=_known_email(portal, iam, name),
+        has_login_profile=iam.login_profile(name) is not None,
+        mfa_devices=iam.mfa_devices(name),
+        in_mfa_group=portal.settings.mfa_group.lower() in groups,
+        keys_in_use=access_key_warnings(portal, user_name=name),
+    )
+
+
+@dataclass(frozen=True)
+class ResetPlan:
+    user_name: str
+    email: str
+    mfa_devices: list[MfaDevice]
+    has_login_profile: bool
+
+
+def reset_plan(portal: Portal, *, user_name: str) -> ResetPlan:
+    """What a lost-device reset removes, and where the new link would go."""
+    iam = portal.iam()
+    name = str(_require_user(iam, user_name)["UserName"])
+    return ResetPlan(
+        user_name=name,
+        email=_known_email(portal, iam, name),
+        mfa_devices=iam.mfa_devices(name),
+        has_login_profile=iam.login_profile(name) is not None,
+    )
+
+
+@dataclass(frozen=True)
+class OffboardPreview:
+    user_name: str
+    items: list[str]  # in the order offboarding removes them; the user itself comes last
+
+
+def offboard_preview(portal: Portal, *, user_name: str) -> OffboardPreview:
+    """The dry run: every thing attached to the user, as offboarding would remove it."""
+    iam = portal.iam()
+    name = str(_require_user(iam, user_name)["UserName"])
+    return OffboardPreview(user_name=name, items=describe_resources(iam.user_resources(name)))
+
+
+def check_typed_name(*, expected: str, typed: str) -> None:
+    """The admin typed the user name exactly, as a confirmation of a destructive action."""
+    if typed.strip() != expected:
+        raise ValidationError(
+            _("Type the user name {name} exactly as shown to confirm.").format(name=expected),
+            field="confirm_name",
+        )

@@ -1,0 +1,452 @@
+"""The lifecycle in the admin console: resend, revoke, lost device, send a link, offboard.
+
+Reset, revoke-with-delete and offboard ask for a fresh portal TOTP code (step-up). A new link
+is shown once, on the page answering the POST: it never sits in a URL or a redirect.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from app.errors import Conflict, NotFound, PortalError, ValidationError
+from app.i18n import _
+from app.security.tokens import new_token
+from app.services import admins, directory, lifecycle, lifecycle_plans, statuses
+from app.services.invitations import InviteResult
+from app.services.lifecycle_steps import LinkResult
+from app.services.notifications import MailDelivery, send_invite_mail
+from app.services.sessions import end_session
+from app.web.deps import AdminContext, AdminDep, PortalDep, session_raw_id
+from app.web.templating import env, render
+
+log = logging.getLogger("iam_onboard.web")
+router = APIRouter(include_in_schema=False)
+
+# The user page's action partial (admin/_user_actions.html) asks which actions fit.
+env.globals["lifecycle_actions"] = lifecycle_plans.user_actions
+
+FormText = Annotated[str, Form(max_length=320)]
+
+
+def _status(exc: PortalError) -> int:
+    """A refusal of the portal's own is a 400 like any form error; AWS trouble keeps its own."""
+    if isinstance(exc, (Conflict, ValidationError)):
+        return 400
+    return exc.status if 400 <= exc.status < 600 else 400
+
+
+def _step_up(
+    request: Request, portal: PortalDep, admin: AdminContext, code: str, purpose: str
+) -> str | None:
+    """None when the code is good, else the message for the code field."""
+    try:
+        admins.verify_step_up(
+            portal,
+            admin_id=admin.admin_id,
+            code=code,
+            source_ip=admin.actor.source_ip,
+            purpose=purpose,
+        )
+    except admins.AccountLocked:
+        # Locked by wrong codes: this session ends too, so guessing cannot go on from it.
+        end_session(portal, session_raw_id(request))
+        request.state.new_session_raw_id = new_token()
+        raise
+    except admins.SignInRefused as exc:
+        return exc.message
+    return None
+
+
+def _deliver(portal: PortalDep, result: LinkResult) -> tuple[MailDelivery | None, bool]:
+    """The invitation mail when lifecycle did not mail the link; (delivery, mail failed)."""
+    if result.mailed:
+        return None, False
+    invite = InviteResult(
+        invitation_id=result.invitation_id,
+        user_name=result.user_name,
+        email=result.email,
+        link=result.link,
+        expires_at=result.expires_at,
+    )
+    try:
+        return send_invite_mail(portal, result=invite), False
+    except Exception:  # the link is shown only now: never lose the page over a mail
+        log.exception("the enrollment mail for %s could not be written", result.user_name)
+        return None, True
+
+
+def _link_page(
+    request: Request, portal: PortalDep, result: LinkResult, *, headline: str, done: list[str]
+) -> Response:
+    delivery, mail_failed = _deliver(portal, result)
+    return render(
+        request,
+        "admin/lifecycle_link.html",
+        {
+            "result": result,
+            "headline": headline,
+            "done": done,
+            "delivery": delivery,
+            "mail_failed": mail_failed,
+            "smtp": bool(portal.settings.smtp_url),
+        },
+    )
+
+
+def _done_page(
+    request: Request,
+    *,
+    user_name: str,
+    headline: str,
+    done: list[str],
+    removed: list[str] | None = None,
+    user_page: bool = True,
+) -> Response:
+    return render(
+        request,
+        "admin/lifecycle_done.html",
+        {
+            "user_name": user_name,
+            "headline": headline,
+            "done": done,
+            "removed": removed or [],
+            "user_page": user_page,
+        },
+    )
+
+
+def _user_page(
+    request: Request, portal: PortalDep, name: str, *, errors: dict[str, str], status_code: int
+) -> Response:
+    """The user page again, with an action's errors under its fields."""
+    return render(
+        request,
+        "admin/user.html",
+        {
+            "detail": directory.user_detail(portal, name),
+            "status_label": statuses.status_label,
+            "mfa_group": portal.settings.mfa_group,
+            "action_errors": errors,
+        },
+        status_code=status_code,
+    )
+
+
+# -- resend and revoke --------------------------------------------------------------------------
+@router.post("/admin/users/{name}/resend")
+def resend(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> Response:
+    try:
+        result = lifecycle.resend(portal, user_name=name, actor=admin.actor)
+    except NotFound:
+        raise
+    except PortalError as exc:
+        errors = {"resend": exc.message}
+        return _user_page(request, portal, name, errors=errors, status_code=_status(exc))
+    return _link_page(
+        request,
+        portal,
+        result,
+        headline=_("New link for {name}").format(name=result.user_name),
+        done=[_("The previous link no longer works. A locked enrollment is unlocked.")],
+    )
+
+
+@router.post("/admin/users/{name}/revoke")
+def revoke(
+    request: Request,
+    portal: PortalDep,
+    admin: AdminDep,
+    name: str,
+    delete_user: FormText = "",
+    code: FormText = "",
+) -> Response:
+    delete = bool(delete_user)
+    if delete:
+        problem = _step_up(request, portal, admin, code, f"revoke and delete {name}")
+        if problem is not None:
+            return _user_page(request, portal, name, errors={"code": problem}, status_code=400)
+    try:
+        result = lifecycle.revoke(portal, user_name=name, delete_user=delete, actor=admin.actor)
+    except NotFound:
+        raise
+    except PortalError as exc:
+        errors = {"revoke": exc.message}
+        return _user_page(request, portal, name, errors=errors, status_code=_status(exc))
+    done = [_("The enrollment link of {name} no longer works.").format(name=result.user_name)]
+    if result.user_deleted:
+        done.append(
+            _("The IAM user {name} was deleted (it had never enrolled).").format(
+                name=result.user_name
+            )
+        )
+    elif delete:
+        done.append(_("The IAM user {name} was already gone.").format(name=result.user_name))
+    return _done_page(
+        request,
+        user_name=result.user_name,
+        headline=_("Invitation of {name} revoked").format(name=result.user_name),
+        done=done,
+    )
+
+
+# -- lost device --------------------------------------------------------------------------------
+def _reset_page(
+    request: Request,
+    portal: PortalDep,
+    name: str,
+    *,
+    email: str | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    plan = lifecycle_plans.reset_plan(portal, user_name=name)
+    return render(
+        request,
+        "admin/reset_mfa.html",
+        {
+            "plan": plan,
+            "email": plan.email if email is None else email,
+            "errors": errors or {},
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/admin/users/{name}/reset-mfa")
+def reset_mfa_page(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> Response:
+    return _reset_page(request, portal, name)
+
+
+@router.post("/admin/users/{name}/reset-mfa")
+def reset_mfa(
+    request: Request,
+    portal: PortalDep,
+    admin: AdminDep,
+    name: str,
+    email: FormText = "",
+    code: FormText = "",
+) -> Response:
+    problem = _step_up(request, portal, admin, code, f"reset MFA of {name}")
+    if problem is not None:
+        return _reset_page(
+            request, portal, name, email=email, errors={"code": problem}, status_code=400
+        )
+    try:
+        result = lifecycle.reset_mfa(portal, user_name=name, email=email, actor=admin.actor)
+    except NotFound:
+        raise
+    except ValidationError as exc:
+        errors = {exc.field or "_form": exc.message}
+        return _reset_page(request, portal, name, email=email, errors=errors, status_code=400)
+    except PortalError as exc:
+        errors = {"_form": exc.message}
+        return _reset_page(
+            request, portal, name, email=email, errors=errors, status_code=_status(exc)
+        )
+    return _link_page(
+        request,
+        portal,
+        result,
+        headline=_("MFA of {name} was reset").format(name=result.user_name),
+        done=[
+            _("Its MFA devices and its console password were removed."),
+            _(
+                "It cannot sign in until it sets up a new device with the link below; "
+                "enrolling gives it a new temporary password."
+            ),
+        ],
+    )
+
+
+# -- existing IAM users -------------------------------------------------------------------------
+def _send_link_page(
+    request: Request,
+    portal: PortalDep,
+    name: str,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    plan = lifecycle_plans.send_link_plan(portal, user_name=name)
+    defaults = {
+        "email": plan.email,
+        "enforce": "now",
+        "deadline": "",
+        "replace_login_profile": False,
+        "groups": [],
+    }
+    return render(
+        request,
+        "admin/send_link.html",
+        {
+            "plan": plan,
+            "values": values or defaults,
+            "errors": errors or {},
+            "assignable_groups": portal.settings.assignable_groups,
+            "mfa_group": portal.settings.mfa_group,
+            # A deadline is the start of a day (UTC): today's has passed already.
+            "first_day": (portal.clock() + timedelta(days=1)).date().isoformat(),
+        },
+        status_code=status_code,
+    )
+
+
+def _parse_deadline(enforce: str, deadline: str) -> datetime | None:
+    if enforce != "deadline":
+        return None
+    if not deadline.strip():
+        raise ValidationError(_("Choose the date by which MFA is required."), field="deadline")
+    try:
+        day = datetime.strptime(deadline.strip(), "%Y-%m-%d")
+    except ValueError:
+        raise ValidationError(
+            _("Give the deadline as a date (YYYY-MM-DD)."), field="deadline"
+        ) from None
+    return day.replace(tzinfo=UTC)
+
+
+@router.get("/admin/users/{name}/send-link")
+def send_link_page(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> Response:
+    return _send_link_page(request, portal, name)
+
+
+@router.post("/admin/users/{name}/send-link")
+def send_link(
+    request: Request,
+    portal: PortalDep,
+    admin: AdminDep,
+    name: str,
+    email: FormText = "",
+    enforce: FormText = "now",
+    deadline: FormText = "",
+    replace_login_profile: FormText = "",
+    groups: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    values = {
+        "email": email,
+        "enforce": "deadline" if enforce == "deadline" else "now",
+        "deadline": deadline,
+        "replace_login_profile": bool(replace_login_profile),
+        "groups": groups or [],
+    }
+    try:
+        when = _parse_deadline(enforce, deadline)
+        result = lifecycle.invite_existing_user(
+            portal,
+            user_name=name,
+            email=email,
+            deadline=when,
+            replace_login_profile=bool(replace_login_profile),
+            extra_groups=groups or [],
+            actor=admin.actor,
+        )
+    except NotFound:
+        raise
+    except ValidationError as exc:
+        errors = {exc.field or "_form": exc.message}
+        return _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
+    except PortalError as exc:
+        return _send_link_page(
+            request,
+            portal,
+            name,
+            values=values,
+            errors={"_form": exc.message},
+            status_code=_status(exc),
+        )
+    if result.enforce_at is not None:
+        enforced = _(
+            "{name} joins the MFA group when it enrolls, or on {when} UTC, whichever comes first."
+        ).format(name=result.user_name, when=f"{result.enforce_at:%Y-%m-%d %H:%M}")
+    else:
+        enforced = _("{name} is in the MFA group now.").format(name=result.user_name)
+    return _link_page(
+        request,
+        portal,
+        result,
+        headline=_("Enrollment link for {name}").format(name=result.user_name),
+        done=[enforced, _("No new IAM user was created.")],
+    )
+
+
+# -- offboarding --------------------------------------------------------------------------------
+def _offboard_page(
+    request: Request,
+    portal: PortalDep,
+    name: str,
+    *,
+    typed: str = "",
+    errors: dict[str, str] | None = None,
+    stopped: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    preview = lifecycle_plans.offboard_preview(portal, user_name=name)
+    return render(
+        request,
+        "admin/offboard.html",
+        {"preview": preview, "typed": typed, "errors": errors or {}, "stopped": stopped},
+        status_code=status_code,
+    )
+
+
+@router.get("/admin/users/{name}/offboard")
+def offboard_page(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> Response:
+    return _offboard_page(request, portal, name)
+
+
+@router.post("/admin/users/{name}/offboard")
+def offboard(
+    request: Request,
+    portal: PortalDep,
+    admin: AdminDep,
+    name: str,
+    confirm_name: FormText = "",
+    code: FormText = "",
+) -> Response:
+    preview = lifecycle_plans.offboard_preview(portal, user_name=name)
+    try:
+        lifecycle_plans.check_typed_name(expected=preview.user_name, typed=confirm_name)
+    except ValidationError as exc:
+        errors = {exc.field or "confirm_name": exc.message}
+        return _offboard_page(
+            request, portal, name, typed=confirm_name, errors=errors, status_code=400
+        )
+    problem = _step_up(request, portal, admin, code, f"offboard {preview.user_name}")
+    if problem is not None:
+        return _offboard_page(
+            request, portal, name, typed=confirm_name, errors={"code": problem}, status_code=400
+        )
+    try:
+        report = lifecycle.offboard(portal, user_name=preview.user_name, actor=admin.actor)
+    except NotFound:
+        raise
+    except PortalError as exc:
+        stopped = exc.message if exc.code == "offboard_incomplete" else None
+        errors = {} if stopped else {"_form": exc.message}
+        return _offboard_page(
+            request,
+            portal,
+            name,
+            typed=confirm_name,
+            errors=errors,
+            stopped=stopped,
+            status_code=_status(exc),
+        )
+    return _done_page(
+        request,
+        user_name=report.user_name,
+        headline=_("{name} was offboarded").format(name=report.user_name),
+        done=[
+            _("Everything attached to {name} was removed, then the IAM user itself.").format(
+                name=report.user_name
+            )
+        ],
+        removed=report.removed,
+        user_page=False,  # the user is gone; its page may have nothing left to show
+    )
