@@ -78,8 +78,11 @@ def fresh_account(sandbox: Sandbox, portal: Portal, users: int, with_mfa: int) -
 # -- 1. IAM calls per dashboard refresh ----------------------------------------------------
 def per_user_refresh(client: Any) -> int:
     """The naive way: list every user, then ListMFADevices for each."""
-    names = [u["UserName"] for page in client.get_paginator("list_users").paginate(
-        PaginationConfig={"PageSize": 1000}) for u in page["Users"]]  # fmt: skip
+    names = [
+        u["UserName"]
+        for page in client.get_paginator("list_users").paginate(PaginationConfig={"PageSize": 1000})
+        for u in page["Users"]
+    ]
     # Four at a time, as a careful script would; the count of calls is what matters.
     from concurrent.futures import ThreadPoolExecutor
 
@@ -90,7 +93,9 @@ def per_user_refresh(client: Any) -> int:
 
 def bench_refresh_calls(sandbox: Sandbox, workdir: Path) -> dict[int, float]:
     print("\n## 1. IAM calls per dashboard refresh (counted at the HTTP endpoint)")
-    print(f"{'users':>6} {'portal calls':>13} {'per-user calls':>15} {'portal s':>9} {'per-user s':>11}")
+    print(
+        f"{'users':>6} {'portal calls':>13} {'per-user calls':>15} {'portal s':>9} {'per-user s':>11}"
+    )
     proxy = FaultProxy(sandbox.url)
     refresh_seconds: dict[int, float] = {}
     try:
@@ -108,7 +113,9 @@ def bench_refresh_calls(sandbox: Sandbox, workdir: Path) -> dict[int, float]:
             per_user_refresh(iam_client(proxy.url))
             naive_seconds = time.perf_counter() - started
             naive_calls = proxy.count() - before
-            print(f"{users:>6} {portal_calls:>13} {naive_calls:>15} {portal_seconds:>9.2f} {naive_seconds:>11.2f}")
+            print(
+                f"{users:>6} {portal_calls:>13} {naive_calls:>15} {portal_seconds:>9.2f} {naive_seconds:>11.2f}"
+            )
             portal.db.dispose()
     finally:
         proxy.stop()
@@ -123,8 +130,13 @@ class Server:
         from app.main import create_app
 
         self.port = free_port()
-        config = uvicorn.Config(create_app(portal), host="127.0.0.1", port=self.port,
-                                log_level="warning", access_log=False)  # fmt: skip
+        config = uvicorn.Config(
+            create_app(portal),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -140,8 +152,11 @@ class Server:
 def portal_journey(base: str, api_token: str, user: str) -> None:
     """Invite through the API, then enroll through the pages, as a new hire's browser does."""
     with httpx.Client(base_url=base, timeout=30) as api:
-        r = api.post("/api/v1/invitations", json={"user_name": user, "email": f"{user}@example.com",
-                     "groups": ["Developers"]}, headers={"Authorization": f"Bearer {api_token}"})  # fmt: skip
+        r = api.post(
+            "/api/v1/invitations",
+            json={"user_name": user, "email": f"{user}@example.com", "groups": ["Developers"]},
+            headers={"Authorization": f"Bearer {api_token}"},
+        )
         r.raise_for_status()
         link = r.json()["link"]
     path = "/enroll/" + link.rsplit("/", 1)[1]
@@ -150,13 +165,16 @@ def portal_journey(base: str, api_token: str, user: str) -> None:
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
         scan = browser.post(path, data={"csrf_token": csrf}).text
         secret = re.search(r'data-copy-value="([A-Z2-7]+)"', scan) or re.search(
-            r'secret=([A-Z2-7]+)', scan)  # fmt: skip
+            r"secret=([A-Z2-7]+)", scan
+        )
         assert secret, "no secret on the scan page"
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', scan).group(1)  # type: ignore[union-attr]
         totp = pyotp.TOTP(secret.group(1))
         now = time.time()
-        done = browser.post("/enroll/verify", data={"csrf_token": csrf,
-                            "code1": totp.at(now - 30), "code2": totp.at(now)})  # fmt: skip
+        done = browser.post(
+            "/enroll/verify",
+            data={"csrf_token": csrf, "code1": totp.at(now - 30), "code2": totp.at(now)},
+        )
         assert "/enroll/done" in str(done.url), done.text[:500]
 
 
@@ -166,14 +184,23 @@ def direct_journey(client: Any, calls: list[str], user: str) -> None:
     seed = None
     for action in calls:
         if action == "GetCallerIdentity":
-            boto3.client("sts", endpoint_url=client.meta.endpoint_url, region_name="us-east-1",
-                         aws_access_key_id="bench", aws_secret_access_key="bench").get_caller_identity()  # fmt: skip
+            boto3.client(
+                "sts",
+                endpoint_url=client.meta.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+            ).get_caller_identity()
         elif action == "ListAccountAliases":
             client.list_account_aliases()
         elif action == "CreateUser":
-            client.create_user(UserName=user, Tags=[{"Key": "iam-onboard:managed", "Value": "true"}])
+            client.create_user(
+                UserName=user, Tags=[{"Key": "iam-onboard:managed", "Value": "true"}]
+            )
         elif action == "AddUserToGroup":
-            group = "MFA" if not client.list_groups_for_user(UserName=user)["Groups"] else "Developers"
+            group = (
+                "MFA" if not client.list_groups_for_user(UserName=user)["Groups"] else "Developers"
+            )
             client.add_user_to_group(UserName=user, GroupName=group)
         elif action == "ListVirtualMFADevices":
             client.list_virtual_mfa_devices(AssignmentStatus="Unassigned")
@@ -183,8 +210,12 @@ def direct_journey(client: Any, calls: list[str], user: str) -> None:
         elif action == "EnableMFADevice":
             totp = pyotp.TOTP(seed or "")
             now = time.time()
-            client.enable_mfa_device(UserName=user, SerialNumber=serial,
-                                     AuthenticationCode1=totp.at(now - 30), AuthenticationCode2=totp.at(now))  # fmt: skip
+            client.enable_mfa_device(
+                UserName=user,
+                SerialNumber=serial,
+                AuthenticationCode1=totp.at(now - 30),
+                AuthenticationCode2=totp.at(now),
+            )
         elif action == "ListMFADevices":
             client.list_mfa_devices(UserName=user)
         elif action == "GetAccountPasswordPolicy":
@@ -193,7 +224,9 @@ def direct_journey(client: Any, calls: list[str], user: str) -> None:
             except client.exceptions.NoSuchEntityException:
                 pass
         elif action == "CreateLoginProfile":
-            client.create_login_profile(UserName=user, Password="Bench-Passw0rd!x", PasswordResetRequired=True)
+            client.create_login_profile(
+                UserName=user, Password="Bench-Passw0rd!x", PasswordResetRequired=True
+            )
         elif action == "GetUser":
             client.get_user(UserName=user)
         elif action == "ListUserTags":
@@ -211,20 +244,29 @@ def direct_journey(client: Any, calls: list[str], user: str) -> None:
 
 def start_sandbox_process() -> tuple[subprocess.Popen[str], str]:
     """A sandbox in a process of its own, so neither side of a ratio shares its GIL."""
-    proc = subprocess.Popen([sys.executable, "-m", "app.sandbox_data"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.sandbox_data"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
 
 
 def start_server(db: str, endpoint: str, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "IAM_ONBOARD_SECRET_KEY": SECRET, "IAM_ONBOARD_DATABASE_URL": db,
-           "AWS_ENDPOINT_URL_IAM": endpoint, "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
-           "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}", "IAM_ONBOARD_LOG_LEVEL": "WARNING",
-           "IAM_ONBOARD_ASSIGNABLE_GROUPS": "Developers", **extra}  # fmt: skip
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-                              env=env, cwd=ROOT)  # fmt: skip
+    env = {
+        **os.environ,
+        "IAM_ONBOARD_SECRET_KEY": SECRET,
+        "IAM_ONBOARD_DATABASE_URL": db,
+        "AWS_ENDPOINT_URL_IAM": endpoint,
+        "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
+        "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}",
+        "IAM_ONBOARD_LOG_LEVEL": "WARNING",
+        "IAM_ONBOARD_ASSIGNABLE_GROUPS": "Developers",
+        **extra,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT
+    )
     base = f"http://127.0.0.1:{port}"
     wait_for(base + "/healthz")
     return server, base
@@ -232,7 +274,9 @@ def start_server(db: str, endpoint: str, **extra: str) -> tuple[subprocess.Popen
 
 def bench_overhead(workdir: Path, rounds: int) -> float:
     print("\n## 2. Portal overhead for a full invite + enrollment")
-    print("(portal: API invite + the enrollment pages over HTTP to `iam-onboard serve`; direct: the")
+    print(
+        "(portal: API invite + the enrollment pages over HTTP to `iam-onboard serve`; direct: the"
+    )
     print(" same IAM calls from boto3; both against one sandbox process)")
     sandbox_proc, sandbox_url = start_sandbox_process()
     db = f"sqlite:///{workdir}/overhead.db"
@@ -269,8 +313,10 @@ def bench_overhead(workdir: Path, rounds: int) -> float:
             direct_times.append(time.perf_counter() - started)
         p, d = sorted(portal_times)[rounds // 2], sorted(direct_times)[rounds // 2]
         ratio = p / d
-        print(f"median over {rounds} journeys: portal {p * 1000:.0f} ms, same IAM calls direct "
-              f"{d * 1000:.0f} ms, overhead ratio {ratio:.2f}")  # fmt: skip
+        print(
+            f"median over {rounds} journeys: portal {p * 1000:.0f} ms, same IAM calls direct "
+            f"{d * 1000:.0f} ms, overhead ratio {ratio:.2f}"
+        )
         return ratio
     finally:
         server.terminate()
@@ -296,8 +342,10 @@ def bench_dashboard(sandbox: Sandbox, workdir: Path) -> None:
         results[users] = (refresh, page)
         print(f"{users:>5} users: refresh {refresh:.2f} s, one dashboard page {page * 1000:.0f} ms")
         portal.db.dispose()
-    print(f"ratio 5,000/50: refresh {results[5000][0] / results[50][0]:.1f}x, "
-          f"page {results[5000][1] / results[50][1]:.1f}x (users: 100x)")  # fmt: skip
+    print(
+        f"ratio 5,000/50: refresh {results[5000][0] / results[50][0]:.1f}x, "
+        f"page {results[5000][1] / results[50][1]:.1f}x (users: 100x)"
+    )
 
 
 # -- 4. landing page requests per second under wrk ------------------------------------------
@@ -312,8 +360,12 @@ def hello():
 
 
 def wrk_rps(url: str, seconds: int) -> float:
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", url],
-                         capture_output=True, text=True, timeout=seconds + 30).stdout  # fmt: skip
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if non2xx:
@@ -338,9 +390,15 @@ def bench_wrk(sandbox: Sandbox, workdir: Path, seconds: int) -> None:
         return
     sandbox.reset()
     db = f"sqlite:///{workdir}/wrk.db"
-    env = {**os.environ, "IAM_ONBOARD_SECRET_KEY": SECRET, "IAM_ONBOARD_DATABASE_URL": db,
-           "AWS_ENDPOINT_URL_IAM": sandbox.url, "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
-           "IAM_ONBOARD_ENROLL_RATE_LIMIT_PER_MINUTE": "100000000", "IAM_ONBOARD_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        **os.environ,
+        "IAM_ONBOARD_SECRET_KEY": SECRET,
+        "IAM_ONBOARD_DATABASE_URL": db,
+        "AWS_ENDPOINT_URL_IAM": sandbox.url,
+        "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
+        "IAM_ONBOARD_ENROLL_RATE_LIMIT_PER_MINUTE": "100000000",
+        "IAM_ONBOARD_LOG_LEVEL": "WARNING",
+    }
     portal = build_portal(load_settings(secret_key=SECRET, database_url=db), endpoint=sandbox.url)
     bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
     from app.services.invitations import invite_user
@@ -350,10 +408,25 @@ def bench_wrk(sandbox: Sandbox, workdir: Path, seconds: int) -> None:
     port, bare_port = free_port(), free_port()
     bare_file = workdir / "bare_app.py"
     bare_file.write_text(BARE_APP)
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-                              env={**env, "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}"}, cwd=ROOT)  # fmt: skip
-    bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
-                             "--log-level", "warning", "--no-access-log"], cwd=workdir)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env={**env, "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}"},
+        cwd=ROOT,
+    )
+    bare = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(bare_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=workdir,
+    )
     try:
         landing = f"http://127.0.0.1:{port}/enroll/" + link.rsplit("/", 1)[1]
         hello = f"http://127.0.0.1:{bare_port}/hello"
@@ -361,8 +434,10 @@ def bench_wrk(sandbox: Sandbox, workdir: Path, seconds: int) -> None:
         wait_for(hello)
         landing_rps = wrk_rps(landing, seconds)
         bare_rps = wrk_rps(hello, seconds)
-        print(f"landing {landing_rps:.0f} req/s, bare endpoint {bare_rps:.0f} req/s, "
-              f"ratio {landing_rps / bare_rps:.2f}")  # fmt: skip
+        print(
+            f"landing {landing_rps:.0f} req/s, bare endpoint {bare_rps:.0f} req/s, "
+            f"ratio {landing_rps / bare_rps:.2f}"
+        )
     finally:
         for p in (server, bare):
             p.terminate()
@@ -385,24 +460,43 @@ def bench_memory(sandbox: Sandbox, workdir: Path) -> None:
     token = create_api_token(portal, name="memory")
     portal.db.dispose()
     port = free_port()
-    env = {**os.environ, "IAM_ONBOARD_SECRET_KEY": SECRET, "IAM_ONBOARD_DATABASE_URL": db,
-           "AWS_ENDPOINT_URL_IAM": sandbox.url, "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
-           "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}", "IAM_ONBOARD_LOG_LEVEL": "WARNING"}  # fmt: skip
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT)
+    env = {
+        **os.environ,
+        "IAM_ONBOARD_SECRET_KEY": SECRET,
+        "IAM_ONBOARD_DATABASE_URL": db,
+        "AWS_ENDPOINT_URL_IAM": sandbox.url,
+        "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
+        "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}",
+        "IAM_ONBOARD_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(base + "/healthz")
         idle = vm_hwm_mib(server.pid)
         headers = {"Authorization": f"Bearer {token}"}
-        r = httpx.get(base + "/api/v1/users", params={"refresh": 1, "per_page": 100}, headers=headers, timeout=120)
+        r = httpx.get(
+            base + "/api/v1/users",
+            params={"refresh": 1, "per_page": 100},
+            headers=headers,
+            timeout=120,
+        )
         r.raise_for_status()
         total = r.json()["total"]
         pages = (total + 99) // 100
         for page in range(2, pages + 1):
-            httpx.get(base + "/api/v1/users", params={"page": page, "per_page": 100}, headers=headers,
-                      timeout=60).raise_for_status()  # fmt: skip
-        print(f"{total} users listed over {pages} API pages; server peak RSS {vm_hwm_mib(server.pid):.0f} MiB "
-              f"(after start: {idle:.0f} MiB)")  # fmt: skip
+            httpx.get(
+                base + "/api/v1/users",
+                params={"page": page, "per_page": 100},
+                headers=headers,
+                timeout=60,
+            ).raise_for_status()
+        print(
+            f"{total} users listed over {pages} API pages; server peak RSS {vm_hwm_mib(server.pid):.0f} MiB "
+            f"(after start: {idle:.0f} MiB)"
+        )
     finally:
         server.terminate()
         server.wait(10)
@@ -415,8 +509,10 @@ def main() -> None:
     parser.add_argument("--only", choices=["refresh", "overhead", "dashboard", "wrk", "memory"])
     args = parser.parse_args()
     print(f"# iam-onboard benchmarks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.platform()}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
     import logging
 
     logging.basicConfig(level=logging.WARNING)
