@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_PATHS := app tests $(wildcard bench)
+LINT_PATHS := app tests $(wildcard bench) $(wildcard scripts)
 
-.PHONY: demo test lint fmt bench install clean messages
+.PHONY: demo test lint fmt bench install clean messages screenshots
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ messages: $(STAMP)
 		--add-location=file --sort-output --project=iam-onboard -o app/locale/messages.pot .
 	$(BIN)/pybabel --quiet update --init-missing --no-fuzzy-matching --ignore-obsolete \
 		-i app/locale/messages.pot -d app/locale -l ko
+
+## PNGs of the main pages in English and Korean (docs/screenshots, or ARGS=OUTDIR), taken from a
+## throwaway demo in Debian's Chromium; the Korean pages need a Korean font (fonts-nanum).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.aws.errors import AwsError
 from app.services import housekeeping
@@ -27,7 +27,7 @@ from app.web import (
     lifecycle,
     users,
 )
-from app.web.errors import csrf_failure, install_error_handlers
+from app.web.errors import csrf_failure, install_error_handlers, unexpected_error
 from app.web.middleware import SessionCsrfMiddleware
 from app.web.templating import STATIC_DIR
 
@@ -52,34 +52,63 @@ def redact_path(path: str) -> str:
     return path
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
-    def __init__(self, app: Any, *, https: bool):
-        super().__init__(app)
+class SecurityHeaders:
+    """DESIGN §7's headers on every response, and one log line per request (no tokens).
+
+    Plain ASGI rather than BaseHTTPMiddleware: it adds nothing to a request but the headers.
+    """
+
+    def __init__(self, app: ASGIApp, *, https: bool):
+        self.app = app
         self.https = https
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", _CSP)
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["X-Frame-Options"] = "DENY"
-        if request.url.path.startswith("/static/"):
-            headers.setdefault("Cache-Control", "public, max-age=3600")
-        else:
-            # Pages can show secrets or personal data: nothing is kept by browsers or proxies.
-            headers.setdefault("Cache-Control", "no-store")
-        if self.https:
-            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        log.info(
-            "%s %s %s %.0fms",
-            request.method,
-            redact_path(request.url.path),
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
+        path: str = scope.get("path", "")
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", _CSP)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
+                if path.startswith("/static/"):
+                    headers.setdefault("Cache-Control", "public, max-age=3600")
+                else:
+                    # Pages can show secrets or personal data: nothing is kept by browsers or
+                    # proxies.
+                    headers.setdefault("Cache-Control", "no-store")
+                if self.https:
+                    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+            await send(message)
+
+        try:
+            try:
+                await self.app(scope, receive, send_with_headers)
+            except Exception as exc:
+                # Starlette answers an unhandled error outside every middleware, so that page
+                # would go out without these headers: it is answered (and logged) here instead.
+                if response_started:
+                    raise
+                response = await unexpected_error(Request(scope, receive), exc)
+                await response(scope, receive, send_with_headers)
+        finally:
+            log.info(
+                "%s %s %s %.0fms",
+                scope.get("method", ""),
+                redact_path(path),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
 
 
 def create_app(portal: Portal) -> FastAPI:

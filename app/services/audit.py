@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 
 from app.services.portal import Actor, Portal
 from app.store.models import AuditEvent
@@ -33,9 +33,11 @@ def record(
     detail: str | None = None,
 ) -> None:
     """Write one audit event in its own transaction, so it survives the caller's rollback."""
-    with portal.db.session() as session:
-        session.add(
-            AuditEvent(
+    # A plain INSERT: an enrollment writes a dozen of these, and the ORM unit of work would
+    # cost more than the row.
+    with portal.db.engine.begin() as conn:
+        conn.execute(
+            insert(AuditEvent).values(
                 at=portal.clock(),
                 actor=_clean(actor.name, 320) or "unknown",
                 action=_clean(action, 64) or "unknown",

@@ -14,8 +14,12 @@ from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-# A mail's HTML is shown on its own, with no script, no form and an origin of its own.
-_MAIL_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# A mail's HTML is shown on its own, with no script, no form and an origin of its own; its
+# inline style attributes are the one thing allowed inline, and no other site may frame it.
+_MAIL_CSP = (
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 @router.get("/admin/outbox")

@@ -78,13 +78,19 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_json(422, "invalid", message)
         return error_page(request, 400, _("That did not work"), message)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        title, message = _status_text(500)
-        if _is_api(request):
-            return error_json(500, "internal_error", message)
-        return error_page(request, 500, title, message)
+    app.exception_handler(Exception)(unexpected_error)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """The 500 answer: a plain sentence for the person, the stack trace for the server log."""
+    from app.main import redact_path  # here, not at the top: app.main imports this module
+
+    # Redacted: the path of a link's landing page is its token.
+    log.exception("unhandled error on %s %s", request.method, redact_path(request.url.path))
+    title, message = _status_text(500)
+    if _is_api(request):
+        return error_json(500, "internal_error", message)
+    return error_page(request, 500, title, message)
 
 
 async def csrf_failure(scope: Scope, receive: Receive, send: Send) -> None:

@@ -17,6 +17,7 @@ log = logging.getLogger("iam_onboard.http")
 
 LANG_COOKIE = "iam_onboard_lang"
 MAX_FORM_BYTES = 256 * 1024
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def session_cookie_name(https: bool) -> str:
@@ -84,7 +85,8 @@ class SessionCsrfMiddleware:
         state["language"] = language
 
         path: str = scope.get("path", "")
-        if scope["method"] == "POST" and not path.startswith("/api/"):
+        # Every method that may change something, not only POST: a route added later is covered.
+        if scope["method"] not in SAFE_METHODS and not path.startswith("/api/"):
             body = await _read_body(receive)
             if body is None or not self._csrf_ok(scope, body, raw_id, fresh):
                 await self.on_csrf_failure(scope, receive, send)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.conftest import NO_SKIPS, skip_or_fail
 
 CHROMIUM = os.environ.get("IAM_ONBOARD_CHROMIUM", "/usr/bin/chromium")
 AXE_VERSION = "4.10.3"
@@ -27,6 +27,30 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+_not_run: list[int] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Chromium, locally, the browser tests are left out with one line saying why."""
+    if NO_SKIPS or Path(CHROMIUM).exists():
+        return  # in CI the chromium fixture fails each of them instead
+    here = Path(__file__).resolve().parent
+    left_out = [item for item in items if here in Path(item.path).resolve().parents]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
+        _not_run.append(len(left_out))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _not_run:
+        terminalreporter.write_line(
+            f"{sum(_not_run)} browser tests not run: Chromium not found at {CHROMIUM} "
+            "(apt-get install chromium)",
+            yellow=True,
+        )
 
 
 @pytest.fixture(scope="session")
