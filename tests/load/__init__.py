@@ -1,0 +1,1 @@
+"""Many people at once against the real server."""
