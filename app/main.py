@@ -12,6 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.aws.errors import AwsError
+from app.aws.iam import AwsTime, aws_time
 from app.services import housekeeping
 from app.services.portal import Portal
 from app.web import (
@@ -67,6 +68,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        spent = AwsTime()
+        aws_time.set(spent)
         path: str = scope.get("path", "")
         status = 500
         response_started = False
@@ -103,11 +106,13 @@ class SecurityHeaders:
                 await response(scope, receive, send_with_headers)
         finally:
             log.info(
-                "%s %s %s %.0fms",
+                "%s %s %s %.1fms (AWS %d calls, %.1fms)",
                 scope.get("method", ""),
                 redact_path(path),
                 status,
                 (time.perf_counter() - started) * 1000,
+                spent.calls,
+                spent.seconds * 1000,
             )
 
 

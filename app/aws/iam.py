@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,18 @@ INVITATION_TAG = "iam-onboard:invitation"
 EMAIL_TAG = "iam-onboard:email"
 # The names IAM can hold (its UserName pattern and length); no user has any other name.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+
+
+@dataclass
+class AwsTime:
+    """What one request spent waiting on AWS: the request log line shows it beside its total."""
+
+    calls: int = 0
+    seconds: float = 0.0
+
+
+# Set by the request middleware; worker threads get a copy of the context, so the same object.
+aws_time: ContextVar[AwsTime | None] = ContextVar("aws_time", default=None)
 
 
 @dataclass(frozen=True)
@@ -85,12 +98,18 @@ class IamGateway:
         client = self._sts if operation == "GetCallerIdentity" else self._iam
         if self._on_call:
             self._on_call(operation)
+        spent = aws_time.get()
+        started = time.perf_counter()
         try:
             response: dict[str, Any] = getattr(client, xform_name(operation))(**params)
         except Exception as exc:
             err = translate(exc, operation)
             self.last_request_id = err.request_id
             raise err from exc
+        finally:
+            if spent is not None:
+                spent.calls += 1
+                spent.seconds += time.perf_counter() - started
         self.last_request_id = response.get("ResponseMetadata", {}).get("RequestId")
         return response
 

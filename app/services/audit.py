@@ -7,11 +7,15 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import Table, func, insert, or_, select
+from sqlalchemy.orm import Session
 
 from app.services.portal import Actor, Portal
 from app.store.models import AuditEvent
+
+_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
 
 def _clean(value: str | None, limit: int) -> str | None:
@@ -31,23 +35,30 @@ def record(
     outcome: str = "ok",
     aws_request_id: str | None = None,
     detail: str | None = None,
+    session: Session | None = None,
 ) -> None:
-    """Write one audit event in its own transaction, so it survives the caller's rollback."""
-    # A plain INSERT: an enrollment writes a dozen of these, and the ORM unit of work would
-    # cost more than the row.
+    """Write one audit event in its own transaction, so it survives the caller's rollback.
+
+    With `session`, the event joins that transaction instead: for an event that belongs with
+    the state change written there (both land, or neither).
+    """
+    row = {
+        "at": portal.clock(),
+        "actor": _clean(actor.name, 320) or "unknown",
+        "action": _clean(action, 64) or "unknown",
+        "target_user": _clean(target_user, 64),
+        "outcome": outcome,
+        "source_ip": _clean(actor.source_ip, 64),
+        "aws_request_id": _clean(aws_request_id, 128),
+        "detail": _clean(detail, 2000),
+    }
+    # A prebuilt INSERT on the table: an enrollment writes a dozen of these, and building an
+    # ORM statement each time would cost more than the row.
+    if session is not None:
+        session.execute(_INSERT_EVENT, row)
+        return
     with portal.db.engine.begin() as conn:
-        conn.execute(
-            insert(AuditEvent).values(
-                at=portal.clock(),
-                actor=_clean(actor.name, 320) or "unknown",
-                action=_clean(action, 64) or "unknown",
-                target_user=_clean(target_user, 64),
-                outcome=outcome,
-                source_ip=_clean(actor.source_ip, 64),
-                aws_request_id=_clean(aws_request_id, 128),
-                detail=_clean(detail, 2000),
-            )
-        )
+        conn.execute(_INSERT_EVENT, row)
 
 
 def events_for_user(portal: Portal, user_name: str, *, limit: int = 200) -> list[AuditEvent]:

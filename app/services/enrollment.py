@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.aws.errors import (
     AwsError,
@@ -164,10 +165,11 @@ def _record(
     outcome: str = "ok",
     request_id: str | None = None,
     detail: str | None = None,
+    session: Session | None = None,
 ) -> None:
     audit.record(
         portal, actor=actor, action=action, target_user=user, outcome=outcome,
-        aws_request_id=request_id, detail=detail,
+        aws_request_id=request_id, detail=detail, session=session,
     )  # fmt: skip
 
 
@@ -262,6 +264,7 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
         audit.record(portal, actor=actor, action="enroll.start", outcome="failed", detail=exc.code)
         raise
     now = portal.clock()
+    enrollee = _enrollee(actor, inv.user_name)
     try:
         with portal.db.session() as s:
             # One row per invitation: its id is the invitation's, so two starts cannot race.
@@ -273,9 +276,11 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
                         expires_at=now + _ttl(portal), version=0,
                     )
                 )  # fmt: skip
+                s.flush()  # the row first: a second click's IntegrityError skips the event
+            _record(portal, enrollee, "enroll.start", inv.user_name, session=s)
     except IntegrityError:
-        pass  # the other click made it
-    _record(portal, _enrollee(actor, inv.user_name), "enroll.start", inv.user_name)
+        # the other click made it
+        _record(portal, enrollee, "enroll.start", inv.user_name)
     return inv.id
 
 
@@ -340,12 +345,12 @@ def _ensure_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
             request_id=exc.request_id, detail=exc.message,
         )  # fmt: skip
         raise
-    _record(
-        portal, actor, "iam.create_virtual_mfa_device", user,
-        request_id=iam.last_request_id, detail=device.serial,
-    )  # fmt: skip
     now = portal.clock()
     with portal.db.session() as s:
+        _record(
+            portal, actor, "iam.create_virtual_mfa_device", user,
+            request_id=iam.last_request_id, detail=device.serial, session=s,
+        )  # fmt: skip
         stored = s.execute(
             update(Enrollment)
             .where(Enrollment.id == enrollment_id, Enrollment.version == version)
@@ -609,14 +614,24 @@ def verify_codes(
     _finish(portal, enrollment_id, actor)
 
 
-def _set_status(portal: Portal, enrollment_id: str, version: int, **values: Any) -> bool:
+def _set_status(
+    portal: Portal,
+    enrollment_id: str,
+    version: int,
+    *,
+    session: Session | None = None,
+    **values: Any,
+) -> bool:
     """Update the enrollment only if nobody changed it since `version` was read."""
+    statement = (
+        update(Enrollment)
+        .where(Enrollment.id == enrollment_id, Enrollment.version == version)
+        .values(version=version + 1, **values)
+    )
+    if session is not None:
+        return getattr(session.execute(statement), "rowcount", 0) == 1
     with portal.db.session() as s:
-        result = s.execute(
-            update(Enrollment)
-            .where(Enrollment.id == enrollment_id, Enrollment.version == version)
-            .values(version=version + 1, **values)
-        )
+        result = s.execute(statement)
     return getattr(result, "rowcount", 0) == 1
 
 
@@ -657,10 +672,15 @@ def _enable(
                 _("AWS did not bind the device. Wait for a new code, then try again."),
                 field="_form",
             )
-    _record(portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial)
-    _set_status(
-        portal, enr.id, version, status="enabled", enabled_at=portal.clock(), seed_encrypted=None
-    )
+    with portal.db.session() as s:
+        _record(
+            portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial,
+            session=s,
+        )  # fmt: skip
+        _set_status(
+            portal, enr.id, version, status="enabled", enabled_at=portal.clock(),
+            seed_encrypted=None, session=s,
+        )  # fmt: skip
 
 
 def _after_other_request(portal: Portal, enrollment_id: str, actor: Actor) -> None:
@@ -738,9 +758,10 @@ def _finish(portal: Portal, enrollment_id: str, actor: Actor) -> None:
             .where(Enrollment.id == enr.id, Enrollment.status == "enabled")
             .values(status="done", version=Enrollment.version + 1)
         )
-    _record(
-        portal, actor, "enroll.done", user, detail=f"groups={','.join(inv.extra_groups) or '-'}"
-    )
+        _record(
+            portal, actor, "enroll.done", user,
+            detail=f"groups={','.join(inv.extra_groups) or '-'}", session=s,
+        )  # fmt: skip
     _notify_inviter(portal, inv.id)
 
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.aws.errors import (
     AwsError,
@@ -207,16 +207,27 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> None:
     )
 
 
-def _issue_token(portal: Portal, invitation_id: str) -> tuple[str, datetime]:
+def _issue_token(portal: Portal, inv: Invitation, actor: Actor) -> tuple[str, datetime]:
+    """The link's token: the invitation turns pending with it, and the invite is recorded."""
     token = new_token()
     expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
     with portal.db.session() as session:
-        row = session.get(Invitation, invitation_id)
-        assert row is not None
-        row.token_hash = hash_token(token)
-        row.expires_at = expires_at
-        row.status = "pending"
-        row.last_error = None
+        session.execute(
+            update(Invitation)
+            .where(Invitation.id == inv.id)
+            .values(
+                token_hash=hash_token(token), expires_at=expires_at, status="pending",
+                last_error=None,
+            )
+        )  # fmt: skip
+        audit.record(
+            portal,
+            actor=actor,
+            action="invite",
+            target_user=inv.user_name,
+            detail=f"email={inv.email} groups={','.join(inv.extra_groups) or '-'}",
+            session=session,
+        )
     return token, expires_at
 
 
@@ -226,16 +237,13 @@ def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> In
         inv = session.get(Invitation, invitation_id)
         if inv is None or inv.status != "creating":
             raise Conflict(_("This invitation is not waiting to be created."))
+    return _finish(portal, inv, actor)
+
+
+def _finish(portal: Portal, inv: Invitation, actor: Actor) -> InviteResult:
     _create_user(portal, inv, actor)
     _join_mfa_group(portal, inv, actor)
-    token, expires_at = _issue_token(portal, inv.id)
-    audit.record(
-        portal,
-        actor=actor,
-        action="invite",
-        target_user=inv.user_name,
-        detail=f"email={inv.email} groups={','.join(inv.extra_groups) or '-'}",
-    )
+    token, expires_at = _issue_token(portal, inv, actor)
     return InviteResult(
         invitation_id=inv.id,
         user_name=inv.user_name,
@@ -281,9 +289,7 @@ def invite_user(
             expires_at=portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours),
         )
         session.add(inv)
-        session.flush()
-        invitation_id = inv.id
-    return finish_invitation(portal, invitation_id=invitation_id, actor=actor)
+    return _finish(portal, inv, actor)  # the row just made: no need to read it back
 
 
 def list_invitations(portal: Portal) -> list[Invitation]:

@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
+from typing import cast
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, Table, bindparam, case
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.services.portal import Portal
 from app.store.models import RateLimit
+
+_LIMITS = cast(Table, RateLimit.__table__)
+
+
+@cache
+def _count_statement(dialect: str) -> Insert:
+    """One atomic statement: insert the key, or count one more (a new window starts at 1).
+
+    INSERT .. ON CONFLICT DO UPDATE .. RETURNING, the same on SQLite (3.35+) and PostgreSQL:
+    two replicas counting the same key at once both count, and neither reads a stale row.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    fresh = insert(_LIMITS).values(key=bindparam("key"), window_start=bindparam("now"), count=1)
+    stale = _LIMITS.c.window_start <= bindparam("window_opened_before")
+    return fresh.on_conflict_do_update(
+        index_elements=[_LIMITS.c.key],
+        set_={
+            "window_start": case(
+                (stale, fresh.excluded.window_start), else_=_LIMITS.c.window_start
+            ),
+            "count": case((stale, 1), else_=_LIMITS.c.count + 1),
+        },
+    ).returning(_LIMITS.c.count)
 
 
 def hit(portal: Portal, *, key: str, limit: int, window: timedelta) -> bool:
     """Count one attempt under `key`; False when the limit for the current window is used up."""
     now = portal.clock()
-    for _attempt in range(3):
-        try:
-            with portal.db.session() as session:
-                row = session.get(RateLimit, key, with_for_update=True)
-                if row is None:
-                    session.add(RateLimit(key=key, window_start=now, count=1))
-                    return True
-                if now - row.window_start >= window:
-                    row.window_start = now
-                    row.count = 1
-                    return True
-                row.count += 1
-                return row.count <= limit
-        except IntegrityError:
-            continue  # another replica inserted the same key first; count again
-    return False
+    engine = portal.db.engine
+    with engine.begin() as conn:
+        count = conn.execute(
+            _count_statement(engine.dialect.name),
+            {"key": key, "now": now, "window_opened_before": now - window},
+        ).scalar_one()
+    return int(count) <= limit

@@ -14,7 +14,8 @@ from app.services.sessions import end_session, get_session
 from app.store.models import WebSession
 
 
-def get_portal(request: Request) -> Portal:
+async def get_portal(request: Request) -> Portal:
+    # async: FastAPI runs a plain-def dependency in a worker thread, a hop for one attribute.
     portal: Portal = request.app.state.portal
     return portal
 

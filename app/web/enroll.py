@@ -31,8 +31,9 @@ class EnrollmentSessionMissing(PortalError):
     code = "enrollment_session_missing"
 
 
-def current_enrollment(session: SessionDep) -> str:
+async def current_enrollment(session: SessionDep) -> str:
     """The enrollment behind the visitor's session; these pages open no other kind."""
+    # async: no I/O here, so no worker-thread hop (the session itself is read in one).
     if session is None or session.kind != "enroll" or not session.enrollment_id:
         raise EnrollmentSessionMissing(
             _(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +298,24 @@ def test_the_cli_token_opens_the_api_of_a_running_portal(tmp_path: Path):
         assert token not in output and invited.json()["link"] not in output
     finally:
         demo.stop()
+
+
+def test_the_request_log_shows_the_time_spent_waiting_on_aws(
+    client: TestClient, hr, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.INFO, logger="iam_onboard.http"):
+        r = client.post(
+            "/api/v1/invitations", json={"user_name": "carol", "email": "c@example.com"}, headers=hr
+        )
+        assert r.status_code == 201, r.text
+        client.get("/healthz")
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "iam_onboard.http"]
+    invite = next(line for line in lines if line.startswith("POST /api/v1/invitations 201"))
+    # CreateUser and AddUserToGroup (MFA), each timed, the sum within the request's own time.
+    found = re.fullmatch(
+        r"POST /api/v1/invitations 201 ([\d.]+)ms \(AWS 2 calls, ([\d.]+)ms\)", invite
+    )
+    assert found, invite
+    assert 0 < float(found.group(2)) <= float(found.group(1))
+    health = next(line for line in lines if line.startswith("GET /healthz 200"))
+    assert health.endswith("(AWS 0 calls, 0.0ms)")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from app.services import audit
+from app.services import audit, ratelimit
 from app.services.portal import Actor
 from app.services.sessions import create_session, end_session, get_session
 from app.store.db import Database
-from app.store.models import AuditEvent, Invitation
+from app.store.models import AuditEvent, Invitation, RateLimit
 from tests.conftest import make_portal
 
 
@@ -104,4 +106,46 @@ def test_idle_sessions_expire(database_url: str, sandbox):
     later = datetime.now(UTC) + timedelta(minutes=31)
     portal.clock = lambda: later
     assert get_session(portal, raw) is None
+    portal.db.dispose()
+
+
+def test_rate_limit_counts_to_the_limit_then_a_new_window_starts_over(database_url: str, sandbox):
+    portal = make_portal(sandbox, database_url)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    portal.clock = lambda: start
+    minute = timedelta(minutes=1)
+    seen = [ratelimit.hit(portal, key="enroll:10.0.0.1", limit=3, window=minute) for _ in range(5)]
+    assert seen == [True, True, True, False, False]
+    # Another key has a count of its own.
+    assert ratelimit.hit(portal, key="enroll:10.0.0.2", limit=3, window=minute)
+    # Within the same window it stays refused; a full window later it counts from one again.
+    portal.clock = lambda: start + timedelta(seconds=59)
+    assert not ratelimit.hit(portal, key="enroll:10.0.0.1", limit=3, window=minute)
+    portal.clock = lambda: start + minute
+    seen = [ratelimit.hit(portal, key="enroll:10.0.0.1", limit=3, window=minute) for _ in range(4)]
+    assert seen == [True, True, True, False]
+    portal.db.dispose()
+
+
+def test_rate_limit_counts_every_hit_of_a_burst(database_url: str, sandbox):
+    # Eight threads hitting one key at once: every hit is counted, none lost to a race, so
+    # exactly `limit` of them pass.
+    portal = make_portal(sandbox, database_url)
+    start = datetime.now(UTC)
+    portal.clock = lambda: start
+    barrier = threading.Barrier(8)
+
+    def burst() -> list[bool]:
+        barrier.wait()
+        return [
+            ratelimit.hit(portal, key="burst", limit=20, window=timedelta(minutes=1))
+            for _ in range(5)
+        ]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [ok for batch in pool.map(lambda _: burst(), range(8)) for ok in batch]
+    assert results.count(True) == 20
+    assert results.count(False) == 20
+    with portal.db.session() as s:
+        assert s.get(RateLimit, "burst").count == 40  # type: ignore[union-attr]
     portal.db.dispose()
