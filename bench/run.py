@@ -28,6 +28,7 @@ import httpx  # noqa: E402
 import pyotp  # noqa: E402
 import uvicorn  # noqa: E402
 
+from app.aws.client import client_config  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.sandbox import Sandbox, start_sandbox  # noqa: E402
 from app.sandbox_data import populate  # noqa: E402
@@ -60,12 +61,14 @@ def make_portal(endpoint: str, workdir: Path, name: str, **settings: Any) -> Por
 
 
 def iam_client(endpoint: str) -> Any:
+    """A plain boto3 IAM client with the portal's client settings (standard retries, timeouts),
+    so a comparison measures what the portal adds, not a different retry mode."""
     return boto3.client(
         "iam",
         endpoint_url=endpoint,
-        region_name="us-east-1",
         aws_access_key_id="bench",
         aws_secret_access_key="bench",
+        config=client_config(load_settings(secret_key=SECRET)),
     )
 
 

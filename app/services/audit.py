@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, func, insert, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.services.portal import Actor, Portal
@@ -35,12 +36,13 @@ def record(
     outcome: str = "ok",
     aws_request_id: str | None = None,
     detail: str | None = None,
-    session: Session | None = None,
+    session: Session | Connection | None = None,
 ) -> None:
     """Write one audit event in its own transaction, so it survives the caller's rollback.
 
-    With `session`, the event joins that transaction instead: for an event that belongs with
-    the state change written there (both land, or neither).
+    With `session` (an ORM session or a connection), the event joins that transaction
+    instead: for an event that belongs with the state change written there (both land, or
+    neither).
     """
     row = {
         "at": portal.clock(),

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from app.aws.errors import (
     AwsError,
@@ -39,6 +39,7 @@ from app.services import audit
 from app.services.notifications import send_enrolled_notice
 from app.services.portal import SYSTEM_ACTOR, Actor, Portal
 from app.store.models import Enrollment, Invitation, WebSession
+from app.store.rows import INCREMENT, fetch, insert_row, update_row
 
 log = logging.getLogger("iam_onboard.enrollment")
 
@@ -165,7 +166,7 @@ def _record(
     outcome: str = "ok",
     request_id: str | None = None,
     detail: str | None = None,
-    session: Session | None = None,
+    session: Connection | None = None,
 ) -> None:
     audit.record(
         portal, actor=actor, action=action, target_user=user, outcome=outcome,
@@ -177,10 +178,8 @@ def _invitation_for_token(portal: Portal, token: str) -> Invitation:
     """The pending, unexpired invitation of a token; every other case is LinkUnusable."""
     if not token or len(token) > 200:
         raise LinkUnusable()
-    with portal.db.session() as s:
-        inv = s.scalars(
-            select(Invitation).where(Invitation.token_hash == hash_token(token))
-        ).first()
+    with portal.db.engine.begin() as conn:
+        inv = fetch(conn, Invitation, token_hash=hash_token(token))
     if inv is None or inv.status != "pending" or inv.expires_at <= portal.clock():
         raise LinkUnusable()
     if inv.locked_at is not None:
@@ -189,9 +188,9 @@ def _invitation_for_token(portal: Portal, token: str) -> Invitation:
 
 
 def _load(portal: Portal, enrollment_id: str) -> tuple[Enrollment, Invitation]:
-    with portal.db.session() as s:
-        enr = s.get(Enrollment, enrollment_id)
-        inv = s.get(Invitation, enr.invitation_id) if enr is not None else None
+    with portal.db.engine.begin() as conn:
+        enr = fetch(conn, Enrollment, id=enrollment_id)
+        inv = fetch(conn, Invitation, id=enr.invitation_id) if enr is not None else None
     if enr is None or inv is None:
         raise LinkUnusable()
     return enr, inv
@@ -266,18 +265,14 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
     now = portal.clock()
     enrollee = _enrollee(actor, inv.user_name)
     try:
-        with portal.db.session() as s:
+        with portal.db.engine.begin() as conn:
             # One row per invitation: its id is the invitation's, so two starts cannot race.
-            if s.get(Enrollment, inv.id) is None:
-                s.add(
-                    Enrollment(
-                        id=inv.id, invitation_id=inv.id, user_name=inv.user_name,
-                        status="started", created_at=now,
-                        expires_at=now + _ttl(portal), version=0,
-                    )
+            if fetch(conn, Enrollment, id=inv.id) is None:
+                insert_row(
+                    conn, Enrollment, id=inv.id, invitation_id=inv.id, user_name=inv.user_name,
+                    status="started", created_at=now, expires_at=now + _ttl(portal), version=0,
                 )  # fmt: skip
-                s.flush()  # the row first: a second click's IntegrityError skips the event
-            _record(portal, enrollee, "enroll.start", inv.user_name, session=s)
+            _record(portal, enrollee, "enroll.start", inv.user_name, session=conn)
     except IntegrityError:
         # the other click made it
         _record(portal, enrollee, "enroll.start", inv.user_name)
@@ -311,25 +306,26 @@ def _needs_device(enr: Enrollment, now: datetime) -> bool:
 def _ensure_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
     """Give the enrollment a live device: keep one younger than the TTL, else make a new one."""
     now = portal.clock()
-    with portal.db.session() as s:
-        enr = s.get(Enrollment, enrollment_id)
+    with portal.db.engine.begin() as conn:
+        enr = fetch(conn, Enrollment, id=enrollment_id)
         assert enr is not None
         old_serial, user, version = enr.device_serial, enr.user_name, enr.version + 1
         if not _needs_device(enr, now):
             claimed = False
         else:
             # Claim the creation: an optimistic version check, so one request creates it.
-            result = s.execute(
-                update(Enrollment)
-                .where(Enrollment.id == enrollment_id, Enrollment.version == version - 1)
-                .values(
+            claimed = (
+                update_row(
+                    conn,
+                    Enrollment,
+                    {"id": enrollment_id, "version": version - 1},
                     status="started",
                     device_created_at=now,
                     expires_at=now + _ttl(portal),
                     version=version,
-                )
+                )  # fmt: skip
+                == 1
             )
-            claimed = getattr(result, "rowcount", 0) == 1
     if not claimed:
         _wait_while(portal, enrollment_id, "started")
         return
@@ -346,27 +342,19 @@ def _ensure_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
         )  # fmt: skip
         raise
     now = portal.clock()
-    with portal.db.session() as s:
+    sealed = _seed_box(portal).encrypt(device.seed, bound_to=_bound(enrollment_id))
+    with portal.db.engine.begin() as conn:
         _record(
             portal, actor, "iam.create_virtual_mfa_device", user,
-            request_id=iam.last_request_id, detail=device.serial, session=s,
+            request_id=iam.last_request_id, detail=device.serial, session=conn,
         )  # fmt: skip
-        stored = s.execute(
-            update(Enrollment)
-            .where(Enrollment.id == enrollment_id, Enrollment.version == version)
-            .values(
-                status="device_created",
-                device_serial=device.serial,
-                seed_encrypted=_seed_box(portal).encrypt(
-                    device.seed, bound_to=_bound(enrollment_id)
-                ),
-                device_created_at=now,
-                expires_at=now + _ttl(portal),
-                used_steps=[],
-                version=version + 1,
-            )
-        )
-    if getattr(stored, "rowcount", 0) != 1:
+        stored = update_row(
+            conn, Enrollment, {"id": enrollment_id, "version": version},
+            status="device_created", device_serial=device.serial, seed_encrypted=sealed,
+            device_created_at=now, expires_at=now + _ttl(portal), used_steps=[],
+            version=version + 1,
+        )  # fmt: skip
+    if stored != 1:
         log.warning("enrollment %s changed while its device was created", enrollment_id)
 
 
@@ -593,21 +581,14 @@ def verify_codes(
     assert check.step is not None
     # Record both steps before calling AWS: a replay or a concurrent double submit sees them,
     # and the version check lets exactly one request go on to EnableMFADevice.
-    with portal.db.session() as s:
-        claimed = s.execute(
-            update(Enrollment)
-            .where(
-                Enrollment.id == enr.id,
-                Enrollment.version == enr.version,
-                Enrollment.status == "device_created",
-            )
-            .values(
-                used_steps=[*enr.used_steps, check.step, check.step + 1],
-                status="enabling",
-                version=enr.version + 1,
-            )
-        )
-    if getattr(claimed, "rowcount", 0) != 1:
+    with portal.db.engine.begin() as conn:
+        claimed = update_row(
+            conn, Enrollment,
+            {"id": enr.id, "version": enr.version, "status": "device_created"},
+            used_steps=[*enr.used_steps, check.step, check.step + 1], status="enabling",
+            version=enr.version + 1,
+        )  # fmt: skip
+    if claimed != 1:
         _after_other_request(portal, enrollment_id, actor)
         return
     _enable(portal, enr, c1, c2, actor, version=enr.version + 1)
@@ -619,20 +600,15 @@ def _set_status(
     enrollment_id: str,
     version: int,
     *,
-    session: Session | None = None,
+    session: Connection | None = None,
     **values: Any,
 ) -> bool:
     """Update the enrollment only if nobody changed it since `version` was read."""
-    statement = (
-        update(Enrollment)
-        .where(Enrollment.id == enrollment_id, Enrollment.version == version)
-        .values(version=version + 1, **values)
-    )
+    where = {"id": enrollment_id, "version": version}
     if session is not None:
-        return getattr(session.execute(statement), "rowcount", 0) == 1
-    with portal.db.session() as s:
-        result = s.execute(statement)
-    return getattr(result, "rowcount", 0) == 1
+        return update_row(session, Enrollment, where, version=version + 1, **values) == 1
+    with portal.db.engine.begin() as conn:
+        return update_row(conn, Enrollment, where, version=version + 1, **values) == 1
 
 
 def _enable(
@@ -672,14 +648,14 @@ def _enable(
                 _("AWS did not bind the device. Wait for a new code, then try again."),
                 field="_form",
             )
-    with portal.db.session() as s:
+    with portal.db.engine.begin() as conn:
         _record(
             portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial,
-            session=s,
+            session=conn,
         )  # fmt: skip
         _set_status(
             portal, enr.id, version, status="enabled", enabled_at=portal.clock(),
-            seed_encrypted=None, session=s,
+            seed_encrypted=None, session=conn,
         )  # fmt: skip
 
 
@@ -749,18 +725,15 @@ def _finish(portal: Portal, enrollment_id: str, actor: Actor) -> None:
             ).format(problem=exc.message)
         ) from exc
     now = portal.clock()
-    with portal.db.session() as s:
-        row = s.get(Invitation, inv.id)
-        assert row is not None
-        row.status, row.used_at = "used", now
-        s.execute(
-            update(Enrollment)
-            .where(Enrollment.id == enr.id, Enrollment.status == "enabled")
-            .values(status="done", version=Enrollment.version + 1)
-        )
+    with portal.db.engine.begin() as conn:
+        update_row(conn, Invitation, {"id": inv.id}, status="used", used_at=now)
+        update_row(
+            conn, Enrollment, {"id": enr.id, "status": "enabled"}, status="done",
+            version=INCREMENT,
+        )  # fmt: skip
         _record(
             portal, actor, "enroll.done", user,
-            detail=f"groups={','.join(inv.extra_groups) or '-'}", session=s,
+            detail=f"groups={','.join(inv.extra_groups) or '-'}", session=conn,
         )  # fmt: skip
     _notify_inviter(portal, inv.id)
 
@@ -776,15 +749,13 @@ def _ensure_login_profile(
         sealed = _password_box(portal).encrypt(generate_password(policy), bound_to=_bound(enr.id))
         # Kept (encrypted) before AWS gets it, so a crash after CreateLoginProfile cannot lose
         # it; conditional, so a concurrent finish uses the same password.
-        with portal.db.session() as s:
-            s.execute(
-                update(Enrollment)
-                .where(Enrollment.id == enr.id, Enrollment.temp_password_encrypted.is_(None))
-                .values(temp_password_encrypted=sealed)
-            )
-            stored = s.scalar(
-                select(Enrollment.temp_password_encrypted).where(Enrollment.id == enr.id)
-            )
+        with portal.db.engine.begin() as conn:
+            update_row(
+                conn, Enrollment, {"id": enr.id, "temp_password_encrypted": None},
+                temp_password_encrypted=sealed,
+            )  # fmt: skip
+            row = fetch(conn, Enrollment, id=enr.id)
+        stored = row.temp_password_encrypted if row is not None else None
         assert stored is not None
         password = _password_box(portal).decrypt(stored, bound_to=_bound(enr.id))
     else:
@@ -832,24 +803,18 @@ class DoneView:
 
 def reveal_done(portal: Portal, *, enrollment_id: str) -> DoneView:
     """The sign-in details; the temporary password is handed out once, then deleted."""
-    with portal.db.session() as s:
-        enr = s.get(Enrollment, enrollment_id)
-    if enr is None or enr.status != "done":
-        raise EnrollmentExpired()
-    first = False
-    if enr.done_shown_at is None:
-        with portal.db.session() as s:
+    with portal.db.engine.begin() as conn:
+        enr = fetch(conn, Enrollment, id=enrollment_id)
+        if enr is None or enr.status != "done":
+            raise EnrollmentExpired()
+        first = False
+        if enr.done_shown_at is None:
             # Conditional, so two tabs opening the page at once cannot both get the password.
-            result = s.execute(
-                update(Enrollment)
-                .where(Enrollment.id == enrollment_id, Enrollment.done_shown_at.is_(None))
-                .values(
-                    done_shown_at=portal.clock(),
-                    temp_password_encrypted=None,
-                    version=Enrollment.version + 1,
-                )
-            )
-            first = getattr(result, "rowcount", 0) == 1
+            changed = update_row(
+                conn, Enrollment, {"id": enrollment_id, "done_shown_at": None},
+                done_shown_at=portal.clock(), temp_password_encrypted=None, version=INCREMENT,
+            )  # fmt: skip
+            first = changed == 1
     sealed = enr.temp_password_encrypted if first else None
     password = (
         _password_box(portal).decrypt(sealed, bound_to=_bound(enrollment_id)) if sealed else None

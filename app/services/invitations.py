@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 
 from app.aws.errors import (
     AwsError,
@@ -23,7 +23,8 @@ from app.i18n import _
 from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.portal import Actor, Portal
-from app.store.models import Invitation
+from app.store.models import Invitation, new_id
+from app.store.rows import insert_row, table, update_row
 
 # IAM's own rule for user names; ASCII only, as IAM is.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
@@ -82,14 +83,21 @@ def validate_invite(
     return user_name, email, groups
 
 
+_INVITATIONS = table(Invitation)
+# Every invite asks it: prebuilt (app.store.rows).
+_LIVE_INVITATION = (
+    select(_INVITATIONS)
+    .where(_INVITATIONS.c.user_name_key == bindparam("key"))
+    .where(_INVITATIONS.c.status.in_(LIVE_STATES))
+    .order_by(_INVITATIONS.c.created_at.desc())
+    .limit(1)
+)
+
+
 def _live_invitation(portal: Portal, user_name: str) -> Invitation | None:
-    with portal.db.session() as session:
-        return session.scalars(
-            select(Invitation)
-            .where(Invitation.user_name_key == user_name.lower())
-            .where(Invitation.status.in_(LIVE_STATES))
-            .order_by(Invitation.created_at.desc())
-        ).first()
+    with portal.db.engine.begin() as conn:
+        row = conn.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
+    return None if row is None else Invitation(**row._mapping)
 
 
 def _set_status(portal: Portal, invitation_id: str, status: str, error: str | None = None) -> None:
@@ -211,14 +219,10 @@ def _issue_token(portal: Portal, inv: Invitation, actor: Actor) -> tuple[str, da
     """The link's token: the invitation turns pending with it, and the invite is recorded."""
     token = new_token()
     expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
-    with portal.db.session() as session:
-        session.execute(
-            update(Invitation)
-            .where(Invitation.id == inv.id)
-            .values(
-                token_hash=hash_token(token), expires_at=expires_at, status="pending",
-                last_error=None,
-            )
+    with portal.db.engine.begin() as conn:
+        update_row(
+            conn, Invitation, {"id": inv.id}, token_hash=hash_token(token),
+            expires_at=expires_at, status="pending", last_error=None,
         )  # fmt: skip
         audit.record(
             portal,
@@ -226,7 +230,7 @@ def _issue_token(portal: Portal, inv: Invitation, actor: Actor) -> tuple[str, da
             action="invite",
             target_user=inv.user_name,
             detail=f"email={inv.email} groups={','.join(inv.extra_groups) or '-'}",
-            session=session,
+            session=conn,
         )
     return token, expires_at
 
@@ -277,19 +281,22 @@ def invite_user(
     if live is not None:  # "creating": a half-done invite of the same name; finish that one
         audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)
         return finish_invitation(portal, invitation_id=live.id, actor=actor)
-    with portal.db.session() as session:
-        inv = Invitation(
-            user_name=user_name,
-            user_name_key=user_name.lower(),
-            email=email,
-            extra_groups=groups,
-            note=(note or "").strip()[:2000] or None,
-            invited_by=actor.name,
-            created_at=portal.clock(),
-            expires_at=portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours),
-        )
-        session.add(inv)
-    return _finish(portal, inv, actor)  # the row just made: no need to read it back
+    now = portal.clock()
+    row = {
+        "id": new_id(),
+        "user_name": user_name,
+        "user_name_key": user_name.lower(),
+        "email": email,
+        "status": "creating",
+        "extra_groups": groups,
+        "note": (note or "").strip()[:2000] or None,
+        "invited_by": actor.name,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=portal.settings.invite_ttl_hours),
+    }
+    with portal.db.engine.begin() as conn:
+        insert_row(conn, Invitation, **row)
+    return _finish(portal, Invitation(**row), actor)  # the row just made: not read back
 
 
 def list_invitations(portal: Portal) -> list[Invitation]:

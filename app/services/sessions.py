@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from app.security.tokens import hash_token, new_token
 from app.services.portal import Portal
 from app.store.models import WebSession
+from app.store.rows import delete_rows, fetch, insert_row, update_row
 
 # kind -> (idle timeout, absolute timeout)
 TIMEOUTS = {
@@ -35,20 +36,20 @@ def create_session(
     raw_id = new_token()
     now = portal.clock()
     _idle, absolute = TIMEOUTS[kind]
-    with portal.db.session() as session:
+    with portal.db.engine.begin() as conn:
         if replaces:
-            session.execute(delete(WebSession).where(WebSession.id_hash == hash_token(replaces)))
-        session.add(
-            WebSession(
-                id_hash=hash_token(raw_id),
-                kind=kind,
-                admin_id=admin_id,
-                enrollment_id=enrollment_id,
-                data=data or {},
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + absolute,
-            )
+            delete_rows(conn, WebSession, id_hash=hash_token(replaces))
+        insert_row(
+            conn,
+            WebSession,
+            id_hash=hash_token(raw_id),
+            kind=kind,
+            admin_id=admin_id,
+            enrollment_id=enrollment_id,
+            data=data or {},
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + absolute,
         )
     return raw_id
 
@@ -58,18 +59,19 @@ def get_session(portal: Portal, raw_id: str | None) -> WebSession | None:
     if not raw_id:
         return None
     now = portal.clock()
-    with portal.db.session() as session:
-        row = session.get(WebSession, hash_token(raw_id))
+    id_hash = hash_token(raw_id)
+    # Read on every page view: prebuilt statements on a connection (app.store.rows).
+    with portal.db.engine.begin() as conn:
+        row = fetch(conn, WebSession, id_hash=id_hash)
         if row is None:
             return None
         idle, _absolute = TIMEOUTS.get(row.kind, (timedelta(0), timedelta(0)))
         if now >= row.expires_at or now - row.last_seen_at >= idle:
-            session.delete(row)
+            delete_rows(conn, WebSession, id_hash=id_hash)
             return None
         if now - row.last_seen_at >= _TOUCH_EVERY:
+            update_row(conn, WebSession, {"id_hash": id_hash}, last_seen_at=now)
             row.last_seen_at = now
-            session.flush()  # expunge() would otherwise drop the change before the commit
-        session.expunge(row)
         return row
 
 

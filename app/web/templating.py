@@ -24,6 +24,8 @@ env = Environment(
     extensions=["jinja2.ext.i18n"],
     trim_blocks=True,
     lstrip_blocks=True,
+    # Templates ship with the code: no stat() of every template on every render.
+    auto_reload=False,
 )
 env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 env.globals["LANGUAGES"] = i18n.LANGUAGES

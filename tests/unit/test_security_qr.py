@@ -1,7 +1,12 @@
+import random
 import re
+import string
 import xml.etree.ElementTree as ET
 
-from app.security.qr import qr_svg
+import qrcode
+import qrcode.constants
+
+from app.security.qr import FastQRCode, qr_svg
 from app.security.totp import otpauth_uri
 from tests.qr_decode import SVG, decode_svg
 
@@ -45,3 +50,27 @@ def test_title_is_escaped():
 
 def test_qr_code_decodes_back_to_the_uri():
     assert decode_svg(qr_svg(URI, title=TITLE)) == [URI]
+
+
+def test_codewords_are_the_ones_qrcode_computes():
+    # The table-driven Reed-Solomon step must give qrcode's own codewords: every error
+    # correction level, short and long data, byte, alphanumeric and numeric segments, and
+    # versions with one block and with several blocks of two sizes.
+    rng = random.Random(7)
+    alphabet = string.ascii_letters + string.digits + " %:/?&=.-_"
+    cases = [URI, "x", "0" * 50, "HELLO WORLD " * 20, "otpauth://totp/a?secret=" + "A" * 64]
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 900))) for _ in range(40)]
+    for i, data in enumerate(cases):
+        level = (
+            qrcode.constants.ERROR_CORRECT_L,
+            qrcode.constants.ERROR_CORRECT_M,
+            qrcode.constants.ERROR_CORRECT_Q,
+            qrcode.constants.ERROR_CORRECT_H,
+        )[i % 4]
+        ours, theirs = FastQRCode(error_correction=level), qrcode.QRCode(error_correction=level)
+        for code in (ours, theirs):
+            code.add_data(data)
+            code.make(fit=True)
+        assert ours.version == theirs.version
+        assert ours.data_cache == theirs.data_cache, (data[:40], ours.version)
+        assert ours.modules == theirs.modules

@@ -1,0 +1,110 @@
+"""Prebuilt Core statements for the reads and writes every page of an enrollment makes.
+
+An ORM session builds each statement, computes its cache key and runs the unit of work: about
+0.3–0.6 ms a statement here, where a prebuilt Core statement on a connection takes under
+0.1 ms. The pages a new hire walks through (and the API invite) make a few dozen of them, so
+those paths use these helpers; everything else keeps the ORM.
+
+Rows come back as detached model instances, for reading only: a change is written with
+`update_row`, never by setting an attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import ColumnElement, Delete, Insert, Select, Table, Update, and_, bindparam
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import insert as sql_insert
+from sqlalchemy import select as sql_select
+from sqlalchemy import update as sql_update
+from sqlalchemy.engine import Connection
+
+from app.store.models import Base
+
+M = TypeVar("M", bound=Base)
+
+# A value for update_row: add one to the column's current value.
+INCREMENT = object()
+
+
+def table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _match(t: Table, names: tuple[str, ...], nulls: tuple[str, ...]) -> ColumnElement[bool]:
+    """column = :w_column for each name; column IS NULL for each of `nulls`."""
+    return and_(
+        *(t.c[name] == bindparam(f"w_{name}") for name in names),
+        *(t.c[name].is_(None) for name in nulls),
+    )
+
+
+@cache
+def _select(model: type[Base], names: tuple[str, ...]) -> Select[Any]:
+    t = table(model)
+    return sql_select(t).where(_match(t, names, ()))
+
+
+@cache
+def _update(
+    model: type[Base],
+    names: tuple[str, ...],
+    nulls: tuple[str, ...],
+    sets: tuple[str, ...],
+    increments: tuple[str, ...],
+) -> Update:
+    t = table(model)
+    values: dict[str, Any] = {name: bindparam(f"v_{name}", type_=t.c[name].type) for name in sets}
+    values.update({name: t.c[name] + 1 for name in increments})
+    return sql_update(t).where(_match(t, names, nulls)).values(values)
+
+
+@cache
+def _insert(model: type[Base]) -> Insert:
+    return sql_insert(table(model))
+
+
+@cache
+def _delete(model: type[Base], names: tuple[str, ...]) -> Delete:
+    t = table(model)
+    return sql_delete(t).where(_match(t, names, ()))
+
+
+def _split(where: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]:
+    names = tuple(sorted(k for k, v in where.items() if v is not None))
+    nulls = tuple(sorted(k for k, v in where.items() if v is None))
+    return names, nulls, {f"w_{k}": where[k] for k in names}
+
+
+def fetch(conn: Connection, model: type[M], **where: Any) -> M | None:
+    """The one row matching `where` (a key or unique columns), detached, or None."""
+    names, _nulls, params = _split(where)
+    row = conn.execute(_select(model, names), params).first()
+    return None if row is None else model(**row._mapping)
+
+
+def update_row(conn: Connection, model: type[Base], where: Mapping[str, Any], **values: Any) -> int:
+    """UPDATE the rows matching `where` (None means IS NULL); returns how many changed.
+
+    A value of INCREMENT adds one to the column's current value.
+    """
+    names, nulls, params = _split(where)
+    sets = tuple(sorted(k for k, v in values.items() if v is not INCREMENT))
+    increments = tuple(sorted(k for k, v in values.items() if v is INCREMENT))
+    params.update({f"v_{k}": values[k] for k in sets})
+    result = conn.execute(_update(model, names, nulls, sets, increments), params)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def insert_row(conn: Connection, model: type[Base], **values: Any) -> None:
+    """INSERT one row; columns left out get their defaults."""
+    conn.execute(_insert(model), values)
+
+
+def delete_rows(conn: Connection, model: type[Base], **where: Any) -> int:
+    names, _nulls, params = _split(where)
+    result = conn.execute(_delete(model, names), params)
+    return int(getattr(result, "rowcount", 0) or 0)
