@@ -341,13 +341,14 @@ def _ensure_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
             request_id=exc.request_id, detail=exc.message,
         )  # fmt: skip
         raise
+    # What AWS did is recorded on its own: it stands even if storing the device fails.
+    _record(
+        portal, actor, "iam.create_virtual_mfa_device", user,
+        request_id=iam.last_request_id, detail=device.serial,
+    )  # fmt: skip
     now = portal.clock()
     sealed = _seed_box(portal).encrypt(device.seed, bound_to=_bound(enrollment_id))
     with portal.db.engine.begin() as conn:
-        _record(
-            portal, actor, "iam.create_virtual_mfa_device", user,
-            request_id=iam.last_request_id, detail=device.serial, session=conn,
-        )  # fmt: skip
         stored = update_row(
             conn, Enrollment, {"id": enrollment_id, "version": version},
             status="device_created", device_serial=device.serial, seed_encrypted=sealed,
@@ -648,15 +649,11 @@ def _enable(
                 _("AWS did not bind the device. Wait for a new code, then try again."),
                 field="_form",
             )
-    with portal.db.engine.begin() as conn:
-        _record(
-            portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial,
-            session=conn,
-        )  # fmt: skip
-        _set_status(
-            portal, enr.id, version, status="enabled", enabled_at=portal.clock(),
-            seed_encrypted=None, session=conn,
-        )  # fmt: skip
+    # What AWS did is recorded on its own: it stands even if the status update fails.
+    _record(portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial)
+    _set_status(
+        portal, enr.id, version, status="enabled", enabled_at=portal.clock(), seed_encrypted=None
+    )
 
 
 def _after_other_request(portal: Portal, enrollment_id: str, actor: Actor) -> None:

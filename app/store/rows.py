@@ -5,8 +5,8 @@ An ORM session builds each statement, computes its cache key and runs the unit o
 0.1 ms. The pages a new hire walks through (and the API invite) make a few dozen of them, so
 those paths use these helpers; everything else keeps the ORM.
 
-Rows come back as detached model instances, for reading only: a change is written with
-`update_row`, never by setting an attribute.
+Rows come back as transient model instances (in no session), for reading only: a change is
+written with `update_row`, never by setting an attribute or adding the instance to a session.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def _match(t: Table, names: tuple[str, ...], nulls: tuple[str, ...]) -> ColumnEl
 
 
 @cache
-def _select(model: type[Base], names: tuple[str, ...]) -> Select[Any]:
+def _select(model: type[Base], names: tuple[str, ...], nulls: tuple[str, ...]) -> Select[Any]:
     t = table(model)
-    return sql_select(t).where(_match(t, names, ()))
+    return sql_select(t).where(_match(t, names, nulls))
 
 
 @cache
@@ -68,21 +68,24 @@ def _insert(model: type[Base]) -> Insert:
 
 
 @cache
-def _delete(model: type[Base], names: tuple[str, ...]) -> Delete:
+def _delete(model: type[Base], names: tuple[str, ...], nulls: tuple[str, ...]) -> Delete:
     t = table(model)
-    return sql_delete(t).where(_match(t, names, ()))
+    return sql_delete(t).where(_match(t, names, nulls))
 
 
 def _split(where: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]:
+    """Column names compared by value, those that must be NULL, and the bound values."""
+    if not where:
+        raise ValueError("a statement on every row: give at least one column to match")
     names = tuple(sorted(k for k, v in where.items() if v is not None))
     nulls = tuple(sorted(k for k, v in where.items() if v is None))
     return names, nulls, {f"w_{k}": where[k] for k in names}
 
 
 def fetch(conn: Connection, model: type[M], **where: Any) -> M | None:
-    """The one row matching `where` (a key or unique columns), detached, or None."""
-    names, _nulls, params = _split(where)
-    row = conn.execute(_select(model, names), params).first()
+    """The one row matching `where` (a key or unique columns), or None; None means IS NULL."""
+    names, nulls, params = _split(where)
+    row = conn.execute(_select(model, names, nulls), params).first()
     return None if row is None else model(**row._mapping)
 
 
@@ -105,6 +108,6 @@ def insert_row(conn: Connection, model: type[Base], **values: Any) -> None:
 
 
 def delete_rows(conn: Connection, model: type[Base], **where: Any) -> int:
-    names, _nulls, params = _split(where)
-    result = conn.execute(_delete(model, names), params)
+    names, nulls, params = _split(where)
+    result = conn.execute(_delete(model, names, nulls), params)
     return int(getattr(result, "rowcount", 0) or 0)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.services import audit, ratelimit
 from app.services.portal import Actor
 from app.services.sessions import create_session, end_session, get_session
+from app.store import rows
 from app.store.db import Database
 from app.store.models import AuditEvent, Invitation, RateLimit
 from tests.conftest import make_portal
@@ -149,3 +150,41 @@ def test_rate_limit_counts_every_hit_of_a_burst(database_url: str, sandbox):
     with portal.db.session() as s:
         assert s.get(RateLimit, "burst").count == 40  # type: ignore[union-attr]
     portal.db.dispose()
+
+
+def test_row_helpers_match_null_as_is_null_and_refuse_an_unbounded_statement(database_url: str):
+    db = Database(database_url)
+    db.migrate()
+    with db.engine.begin() as conn:
+        rows.insert_row(conn, Invitation, **_row(id="a" * 32, user_name="Ann", token_hash="h1"))
+        rows.insert_row(conn, Invitation, **_row(id="b" * 32, user_name="Bob", token_hash=None))
+    with db.engine.begin() as conn:
+        found = rows.fetch(conn, Invitation, token_hash=None)
+        assert found is not None and found.user_name == "Bob"
+        # Defaults the insert left out were filled in by the columns' own defaults.
+        assert found.status == "creating" and found.extra_groups == [] and not found.existing_user
+        assert rows.update_row(conn, Invitation, {"id": "a" * 32, "used_at": None}, note="x") == 1
+        assert rows.update_row(conn, Invitation, {"id": "a" * 32, "used_at": None}, note="y") == 1
+        assert rows.delete_rows(conn, Invitation, id="b" * 32, token_hash=None) == 1
+        for statement in (
+            lambda: rows.fetch(conn, Invitation),
+            lambda: rows.update_row(conn, Invitation, {}, note="z"),
+            lambda: rows.delete_rows(conn, Invitation),
+        ):
+            with pytest.raises(ValueError):
+                statement()
+    with db.engine.begin() as conn:
+        left = rows.fetch(conn, Invitation, id="a" * 32)
+        assert left is not None and left.note == "y"
+        assert rows.fetch(conn, Invitation, id="b" * 32) is None
+    db.dispose()
+
+
+def _row(**values: object) -> dict[str, object]:
+    return {
+        "user_name_key": str(values["user_name"]).lower(),
+        "email": "someone@example.com",
+        "invited_by": "admin@example.com",
+        "expires_at": datetime.now(UTC) + timedelta(hours=72),
+        **values,
+    }
