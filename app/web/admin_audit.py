@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app.errors import ValidationError
@@ -38,6 +38,20 @@ def _parse_time(value: str, *, field: str, end_of_day: bool) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+async def _filter_values(
+    actor: QueryText = "",
+    action: QueryText = "",
+    user: QueryText = "",
+    since: QueryText = "",
+    until: QueryText = "",
+) -> dict[str, str]:
+    """The filter fields as typed, shared by the page and both exports."""
+    return {"actor": actor, "action": action, "user": user, "since": since, "until": until}
+
+
+FilterValues = Annotated[dict[str, str], Depends(_filter_values)]
+
+
 class _Filters:
     def __init__(self, *, actor: str, action: str, user: str, since: str, until: str):
         self.values = {"actor": actor, "action": action, "user": user, "since": since}
@@ -67,14 +81,9 @@ def audit_page(
     request: Request,
     portal: PortalDep,
     admin: AdminDep,
-    actor: QueryText = "",
-    action: QueryText = "",
-    user: QueryText = "",
-    since: QueryText = "",
-    until: QueryText = "",
+    values: FilterValues,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    values = {"actor": actor, "action": action, "user": user, "since": since, "until": until}
     try:
         filters = _Filters(**values)
     except ValidationError as exc:
@@ -119,28 +128,10 @@ def _export(portal: PortalDep, filters: _Filters, *, kind: str) -> Response:
 
 
 @router.get("/admin/audit.csv")
-def audit_csv(
-    portal: PortalDep,
-    admin: AdminDep,
-    actor: QueryText = "",
-    action: QueryText = "",
-    user: QueryText = "",
-    since: QueryText = "",
-    until: QueryText = "",
-) -> Response:
-    filters = _Filters(actor=actor, action=action, user=user, since=since, until=until)
-    return _export(portal, filters, kind="csv")
+def audit_csv(portal: PortalDep, admin: AdminDep, values: FilterValues) -> Response:
+    return _export(portal, _Filters(**values), kind="csv")
 
 
 @router.get("/admin/audit.jsonl")
-def audit_jsonl(
-    portal: PortalDep,
-    admin: AdminDep,
-    actor: QueryText = "",
-    action: QueryText = "",
-    user: QueryText = "",
-    since: QueryText = "",
-    until: QueryText = "",
-) -> Response:
-    filters = _Filters(actor=actor, action=action, user=user, since=since, until=until)
-    return _export(portal, filters, kind="jsonl")
+def audit_jsonl(portal: PortalDep, admin: AdminDep, values: FilterValues) -> Response:
+    return _export(portal, _Filters(**values), kind="jsonl")
