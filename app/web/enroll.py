@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 
@@ -15,9 +15,9 @@ from app.i18n import _
 from app.security.qr import qr_svg
 from app.security.totp import group_secret, seconds_left
 from app.services import enrollment, ratelimit
-from app.services.portal import Actor
+from app.services.portal import Actor, Portal
 from app.services.sessions import create_session
-from app.web.deps import PortalDep, SessionDep, client_ip, session_raw_id
+from app.web.deps import PortalDep, client_ip, current_session, session_raw_id
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -31,9 +31,13 @@ class EnrollmentSessionMissing(PortalError):
     code = "enrollment_session_missing"
 
 
-async def current_enrollment(session: SessionDep) -> str:
-    """The enrollment behind the visitor's session; these pages open no other kind."""
-    # async: no I/O here, so no worker-thread hop (the session itself is read in one).
+def current_enrollment(request: Request, portal: Portal) -> str:
+    """The enrollment behind the visitor's session; these pages open no other kind.
+
+    Called by each page in its own worker thread rather than declared as a dependency: a
+    dependency that reads the database runs in a thread of its own, one more hop a page.
+    """
+    session = current_session(request, portal)
     if session is None or session.kind != "enroll" or not session.enrollment_id:
         raise EnrollmentSessionMissing(
             _(
@@ -42,9 +46,6 @@ async def current_enrollment(session: SessionDep) -> str:
             )
         )
     return session.enrollment_id
-
-
-EnrollmentDep = Annotated[str, Depends(current_enrollment)]
 
 
 def _actor(request: Request) -> Actor:
@@ -85,7 +86,8 @@ def _rate_limited(request: Request, portal: PortalDep) -> Response | None:
 
 # The fixed paths come before /enroll/{token}, which would otherwise match them.
 @router.get("/enroll")
-def enroll_page(request: Request, portal: PortalDep, enrollment_id: EnrollmentDep) -> Response:
+def enroll_page(request: Request, portal: PortalDep) -> Response:
+    enrollment_id = current_enrollment(request, portal)
     try:
         view = enrollment.enrollment_view(portal, enrollment_id=enrollment_id)
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
@@ -126,10 +128,10 @@ def _scan_page(
 def verify(
     request: Request,
     portal: PortalDep,
-    enrollment_id: EnrollmentDep,
     code1: Annotated[str, Form()] = "",
     code2: Annotated[str, Form()] = "",
 ) -> Response:
+    enrollment_id = current_enrollment(request, portal)
     try:
         enrollment.verify_codes(
             portal,
@@ -173,7 +175,8 @@ def _with_error(
 
 
 @router.post("/enroll/finish")
-def finish(request: Request, portal: PortalDep, enrollment_id: EnrollmentDep) -> Response:
+def finish(request: Request, portal: PortalDep) -> Response:
+    enrollment_id = current_enrollment(request, portal)
     try:
         enrollment.finish_enrollment(portal, enrollment_id=enrollment_id, actor=_actor(request))
     except enrollment.FinishIncomplete as exc:
@@ -186,7 +189,8 @@ def finish(request: Request, portal: PortalDep, enrollment_id: EnrollmentDep) ->
 
 
 @router.post("/enroll/restart")
-def restart(request: Request, portal: PortalDep, enrollment_id: EnrollmentDep) -> Response:
+def restart(request: Request, portal: PortalDep) -> Response:
+    enrollment_id = current_enrollment(request, portal)
     try:
         enrollment.prepare_device(portal, enrollment_id=enrollment_id, actor=_actor(request))
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
@@ -198,7 +202,8 @@ def restart(request: Request, portal: PortalDep, enrollment_id: EnrollmentDep) -
 
 
 @router.get("/enroll/done")
-def done(request: Request, portal: PortalDep, enrollment_id: EnrollmentDep) -> Response:
+def done(request: Request, portal: PortalDep) -> Response:
+    enrollment_id = current_enrollment(request, portal)
     # The one page whose GET changes something: the temporary password is shown once and
     # then deleted; the URL is reachable only with this enrollment's session cookie.
     try:
