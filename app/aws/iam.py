@@ -10,12 +10,14 @@ import csv
 import io
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from botocore import xform_name
@@ -32,14 +34,46 @@ USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
 @dataclass
 class AwsTime:
-    """What one request spent waiting on AWS: the request log line shows it beside its total."""
+    """What one request spent waiting on AWS: the request log line shows it beside its total.
+
+    `seconds` is wall time with at least one call in flight: calls made at the same time
+    (a page may run independent reads side by side) count once.
+    """
 
     calls: int = 0
     seconds: float = 0.0
+    _in_flight: int = 0
+    _since: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def started(self) -> None:
+        with self._lock:
+            if self._in_flight == 0:
+                self._since = time.perf_counter()
+            self._in_flight += 1
+
+    def ended(self) -> None:
+        with self._lock:
+            self.calls += 1
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self.seconds += time.perf_counter() - self._since
 
 
 # Set by the request middleware; worker threads get a copy of the context, so the same object.
 aws_time: ContextVar[AwsTime | None] = ContextVar("aws_time", default=None)
+
+T = TypeVar("T")
+_BACKGROUND = ThreadPoolExecutor(max_workers=8, thread_name_prefix="iam-read")
+
+
+def in_background(call: Callable[[], T]) -> Future[T]:
+    """Start an IAM read beside the caller's own calls (in the caller's context: its request's
+    AWS time and language). On real AWS each call is a round trip of tens of milliseconds, so
+    independent reads are not made one after the other. Use a gateway of its own: a gateway's
+    last_request_id is not shared safely.
+    """
+    return _BACKGROUND.submit(copy_context().run, call)
 
 
 @dataclass(frozen=True)
@@ -99,7 +133,8 @@ class IamGateway:
         if self._on_call:
             self._on_call(operation)
         spent = aws_time.get()
-        started = time.perf_counter()
+        if spent is not None:
+            spent.started()
         try:
             response: dict[str, Any] = getattr(client, xform_name(operation))(**params)
         except Exception as exc:
@@ -108,8 +143,7 @@ class IamGateway:
             raise err from exc
         finally:
             if spent is not None:
-                spent.calls += 1
-                spent.seconds += time.perf_counter() - started
+                spent.ended()
         self.last_request_id = response.get("ResponseMetadata", {}).get("RequestId")
         return response
 

@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 import weakref
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from app.aws.errors import (
     InvalidAuthenticationCode,
     NoSuchEntity,
 )
-from app.aws.iam import IamGateway, VirtualDevice
+from app.aws.iam import IamGateway, VirtualDevice, in_background
 from app.errors import PortalError, ValidationError
 from app.i18n import _, ngettext
 from app.security.secretbox import SecretBox, SecretBoxError
@@ -36,7 +37,7 @@ from app.security.temp_password import PasswordPolicy, generate_password
 from app.security.tokens import hash_token
 from app.security.totp import CodeProblem, check_code_pair, otpauth_uri
 from app.services import audit
-from app.services.notifications import send_enrolled_notice
+from app.services.notifications import looks_like_email, send_enrolled_notice
 from app.services.portal import SYSTEM_ACTOR, Actor, Portal
 from app.store.models import Enrollment, Invitation, WebSession
 from app.store.rows import INCREMENT, fetch, insert_row, update_row
@@ -174,11 +175,14 @@ def _record(
     )  # fmt: skip
 
 
-def _invitation_for_token(portal: Portal, token: str) -> Invitation:
+def _invitation_for_token(portal: Portal, token: str, conn: Connection | None = None) -> Invitation:
     """The pending, unexpired invitation of a token; every other case is LinkUnusable."""
     if not token or len(token) > 200:
         raise LinkUnusable()
-    with portal.db.engine.begin() as conn:
+    if conn is None:
+        with portal.db.engine.begin() as own:
+            inv = fetch(own, Invitation, token_hash=hash_token(token))
+    else:
         inv = fetch(conn, Invitation, token_hash=hash_token(token))
     if inv is None or inv.status != "pending" or inv.expires_at <= portal.clock():
         raise LinkUnusable()
@@ -189,8 +193,12 @@ def _invitation_for_token(portal: Portal, token: str) -> Invitation:
 
 def _load(portal: Portal, enrollment_id: str) -> tuple[Enrollment, Invitation]:
     with portal.db.engine.begin() as conn:
-        enr = fetch(conn, Enrollment, id=enrollment_id)
-        inv = fetch(conn, Invitation, id=enr.invitation_id) if enr is not None else None
+        return _load_on(conn, enrollment_id)
+
+
+def _load_on(conn: Connection, enrollment_id: str) -> tuple[Enrollment, Invitation]:
+    enr = fetch(conn, Enrollment, id=enrollment_id)
+    inv = fetch(conn, Invitation, id=enr.invitation_id) if enr is not None else None
     if enr is None or inv is None:
         raise LinkUnusable()
     return enr, inv
@@ -257,35 +265,70 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
     The link keeps working until the enrollment completes: a person who lost the session
     cookie opens it again. Call prepare_device next.
     """
-    try:
-        inv = _invitation_for_token(portal, token)
-    except PortalError as exc:
-        audit.record(portal, actor=actor, action="enroll.start", outcome="failed", detail=exc.code)
-        raise
     now = portal.clock()
-    enrollee = _enrollee(actor, inv.user_name)
+    refused: PortalError | None = None
     try:
-        with portal.db.engine.begin() as conn:
-            # One row per invitation: its id is the invitation's, so two starts cannot race.
-            if fetch(conn, Enrollment, id=inv.id) is None:
-                insert_row(
-                    conn, Enrollment, id=inv.id, invitation_id=inv.id, user_name=inv.user_name,
-                    status="started", created_at=now, expires_at=now + _ttl(portal), version=0,
+        with portal.db.engine.begin() as conn:  # the lookup and the new row: one connection
+            try:
+                inv = _invitation_for_token(portal, token, conn)
+            except PortalError as exc:
+                # Recorded in this transaction, raised once it has committed.
+                audit.record(
+                    portal, actor=actor, action="enroll.start", outcome="failed",
+                    detail=exc.code, session=conn,
                 )  # fmt: skip
-            _record(portal, enrollee, "enroll.start", inv.user_name, session=conn)
+                refused = exc
+            else:
+                # One row per invitation: its id is the invitation's, so two starts cannot race.
+                if fetch(conn, Enrollment, id=inv.id) is None:
+                    insert_row(
+                        conn, Enrollment, id=inv.id, invitation_id=inv.id,
+                        user_name=inv.user_name, status="started", created_at=now,
+                        expires_at=now + _ttl(portal), version=0,
+                    )  # fmt: skip
+                _record(
+                    portal, _enrollee(actor, inv.user_name), "enroll.start", inv.user_name,
+                    session=conn,
+                )  # fmt: skip
     except IntegrityError:
         # the other click made it
-        _record(portal, enrollee, "enroll.start", inv.user_name)
+        _record(portal, _enrollee(actor, inv.user_name), "enroll.start", inv.user_name)
+    if refused is not None:
+        raise refused
     return inv.id
 
 
 def prepare_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
-    """Give the enrollment a device to scan: the live one, else a new one (old one deleted)."""
-    enr, inv = _load(portal, enrollment_id)
-    _require_open(inv)
-    if inv.expires_at <= portal.clock() and _needs_device(enr, portal.clock()):
-        raise LinkUnusable()
-    _ensure_device(portal, enrollment_id=enrollment_id, actor=_enrollee(actor, enr.user_name))
+    """Give the enrollment a device to scan: the live one, else a new one (old one deleted).
+
+    A device younger than the TTL is kept; otherwise this request claims the creation (an
+    optimistic version check, so one request creates it) and makes a new one.
+    """
+    now = portal.clock()
+    with portal.db.engine.begin() as conn:  # the checks and the claim on one connection
+        enr, inv = _load_on(conn, enrollment_id)
+        _require_open(inv)
+        needs_device = _needs_device(enr, now)
+        if inv.expires_at <= now and needs_device:
+            raise LinkUnusable()
+        old_serial, user, version = enr.device_serial, enr.user_name, enr.version + 1
+        claimed = needs_device and (
+            update_row(
+                conn,
+                Enrollment,
+                {"id": enrollment_id, "version": version - 1},
+                status="started",
+                device_created_at=now,
+                expires_at=now + _ttl(portal),
+                version=version,
+            )  # fmt: skip
+            == 1
+        )
+    if not claimed:
+        _wait_while(portal, enrollment_id, "started")
+        return
+    actor = _enrollee(actor, user)
+    _replace_device(portal, enrollment_id, user, actor, old_serial=old_serial, version=version)
 
 
 def _ttl(portal: Portal) -> timedelta:
@@ -303,32 +346,16 @@ def _needs_device(enr: Enrollment, now: datetime) -> bool:
     return True  # started (fresh), expired, locked (a resend unlocked the invitation)
 
 
-def _ensure_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
-    """Give the enrollment a live device: keep one younger than the TTL, else make a new one."""
-    now = portal.clock()
-    with portal.db.engine.begin() as conn:
-        enr = fetch(conn, Enrollment, id=enrollment_id)
-        assert enr is not None
-        old_serial, user, version = enr.device_serial, enr.user_name, enr.version + 1
-        if not _needs_device(enr, now):
-            claimed = False
-        else:
-            # Claim the creation: an optimistic version check, so one request creates it.
-            claimed = (
-                update_row(
-                    conn,
-                    Enrollment,
-                    {"id": enrollment_id, "version": version - 1},
-                    status="started",
-                    device_created_at=now,
-                    expires_at=now + _ttl(portal),
-                    version=version,
-                )  # fmt: skip
-                == 1
-            )
-    if not claimed:
-        _wait_while(portal, enrollment_id, "started")
-        return
+def _replace_device(
+    portal: Portal,
+    enrollment_id: str,
+    user: str,
+    actor: Actor,
+    *,
+    old_serial: str | None,
+    version: int,
+) -> None:
+    """Create the device a claimed enrollment (at `version`) waits for; delete the old one."""
     iam = portal.iam()
     if old_serial:
         _delete_device(portal, iam, old_serial, user, actor)
@@ -592,8 +619,36 @@ def verify_codes(
     if claimed != 1:
         _after_other_request(portal, enrollment_id, actor)
         return
+    reads = _FinishReads.start(portal, enr, inv)  # beside EnableMFADevice, not after it
     _enable(portal, enr, c1, c2, actor, version=enr.version + 1)
-    _finish(portal, enrollment_id, actor)
+    _finish(portal, enrollment_id, actor, reads=reads)
+
+
+@dataclass(frozen=True)
+class _FinishReads:
+    """The reads the finish step needs, started while EnableMFADevice and its check run.
+
+    On real AWS each call is a round trip: two reads fewer one after the other on the page a
+    new hire waits for. If the codes are refused, the answers are simply not used.
+    """
+
+    groups: Future[list[str]] | None
+    policy: Future[dict[str, Any] | None] | None
+
+    @classmethod
+    def start(cls, portal: Portal, enr: Enrollment, inv: Invitation) -> _FinishReads:
+        user = enr.user_name
+        wants_groups = bool(inv.extra_groups) or inv.enforce_at is not None
+        # The same conditions as _ensure_login_profile's own read of the policy.
+        wants_policy = enr.temp_password_encrypted is None and (
+            not inv.existing_user or inv.replace_login_profile
+        )
+        return cls(
+            groups=in_background(lambda: portal.iam().groups_for_user(user))
+            if wants_groups
+            else None,
+            policy=in_background(lambda: portal.iam().password_policy()) if wants_policy else None,
+        )
 
 
 def _set_status(
@@ -688,7 +743,9 @@ def finish_enrollment(portal: Portal, *, enrollment_id: str, actor: Actor) -> No
     _finish(portal, enrollment_id, _enrollee(actor, enr.user_name))
 
 
-def _finish(portal: Portal, enrollment_id: str, actor: Actor) -> None:
+def _finish(
+    portal: Portal, enrollment_id: str, actor: Actor, *, reads: _FinishReads | None = None
+) -> None:
     enr, inv = _load(portal, enrollment_id)
     if enr.status == "done":
         return
@@ -703,13 +760,20 @@ def _finish(portal: Portal, enrollment_id: str, actor: Actor) -> None:
         wanted = list(inv.extra_groups)
         if inv.enforce_at is not None:  # deadline mode: MFA is bound, so enforce it now
             wanted.insert(0, portal.settings.mfa_group)
-        have = set(iam.groups_for_user(user)) if wanted else set()
+        if not wanted:
+            have: set[str] = set()
+        elif reads is not None and reads.groups is not None:
+            have = set(reads.groups.result())
+        else:
+            have = set(iam.groups_for_user(user))
         for group in wanted:
             if group not in have:
                 iam.add_user_to_group(user, group)
                 _record(portal, actor, step, user, request_id=iam.last_request_id, detail=group)
         step = "iam.create_login_profile"
-        _ensure_login_profile(portal, iam, enr, inv, actor)
+        _ensure_login_profile(
+            portal, iam, enr, inv, actor, policy=reads.policy if reads is not None else None
+        )
     except AwsError as exc:
         _record(
             portal, actor, step, user, outcome="failed", request_id=exc.request_id,
@@ -732,18 +796,28 @@ def _finish(portal: Portal, enrollment_id: str, actor: Actor) -> None:
             portal, actor, "enroll.done", user,
             detail=f"groups={','.join(inv.extra_groups) or '-'}", session=conn,
         )  # fmt: skip
-    _notify_inviter(portal, inv.id)
+    if looks_like_email(inv.invited_by):  # the API and the CLI have no address to tell
+        _notify_inviter(portal, inv.id)
 
 
 def _ensure_login_profile(
-    portal: Portal, iam: IamGateway, enr: Enrollment, inv: Invitation, actor: Actor
+    portal: Portal,
+    iam: IamGateway,
+    enr: Enrollment,
+    inv: Invitation,
+    actor: Actor,
+    *,
+    policy: Future[dict[str, Any] | None] | None = None,
 ) -> None:
+    """The console password: a temporary one, kept encrypted until the done page shows it."""
     user = enr.user_name
     if enr.temp_password_encrypted is None:
         if inv.existing_user and not inv.replace_login_profile and iam.login_profile(user):
             return  # they keep signing in with their own password
-        policy = PasswordPolicy.from_aws(iam.password_policy())
-        sealed = _password_box(portal).encrypt(generate_password(policy), bound_to=_bound(enr.id))
+        rules = PasswordPolicy.from_aws(
+            policy.result() if policy is not None else iam.password_policy()
+        )
+        sealed = _password_box(portal).encrypt(generate_password(rules), bound_to=_bound(enr.id))
         # Kept (encrypted) before AWS gets it, so a crash after CreateLoginProfile cannot lose
         # it; conditional, so a concurrent finish uses the same password.
         with portal.db.engine.begin() as conn:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
 
 from app.aws.errors import (
     AwsError,
@@ -94,9 +95,8 @@ _LIVE_INVITATION = (
 )
 
 
-def _live_invitation(portal: Portal, user_name: str) -> Invitation | None:
-    with portal.db.engine.begin() as conn:
-        row = conn.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
+def _live_invitation(conn: Connection, user_name: str) -> Invitation | None:
+    row = conn.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
     return None if row is None else Invitation(**row._mapping)
 
 
@@ -270,17 +270,6 @@ def invite_user(
     user_name, email, groups = validate_invite(
         portal, user_name=user_name, email=email, extra_groups=extra_groups or []
     )
-    live = _live_invitation(portal, user_name)
-    if live is not None and live.status == "pending":
-        raise Conflict(
-            _(
-                "{name} was already invited on {when} UTC and has not enrolled yet; "
-                "no second user was created. Resend the link instead."
-            ).format(name=live.user_name, when=f"{live.created_at:%Y-%m-%d %H:%M}"),
-        )
-    if live is not None:  # "creating": a half-done invite of the same name; finish that one
-        audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)
-        return finish_invitation(portal, invitation_id=live.id, actor=actor)
     now = portal.clock()
     row = {
         "id": new_id(),
@@ -294,8 +283,20 @@ def invite_user(
         "created_at": now,
         "expires_at": now + timedelta(hours=portal.settings.invite_ttl_hours),
     }
-    with portal.db.engine.begin() as conn:
-        insert_row(conn, Invitation, **row)
+    with portal.db.engine.begin() as conn:  # the check and the new row: one connection
+        live = _live_invitation(conn, user_name)
+        if live is None:
+            insert_row(conn, Invitation, **row)
+    if live is not None and live.status == "pending":
+        raise Conflict(
+            _(
+                "{name} was already invited on {when} UTC and has not enrolled yet; "
+                "no second user was created. Resend the link instead."
+            ).format(name=live.user_name, when=f"{live.created_at:%Y-%m-%d %H:%M}"),
+        )
+    if live is not None:  # "creating": a half-done invite of the same name; finish that one
+        audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)
+        return finish_invitation(portal, invitation_id=live.id, actor=actor)
     return _finish(portal, Invitation(**row), actor)  # the row just made: not read back
 
 
