@@ -23,6 +23,8 @@ def _clean(value: str | None, limit: int) -> str | None:
     # Control characters (newlines above all) could forge a line in an export or a log.
     if value is None:
         return None
+    if value.isprintable():  # nearly always
+        return value[:limit]
     cleaned = "".join(ch if ch.isprintable() else " " for ch in value)
     return cleaned[:limit]
 

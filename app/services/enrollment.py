@@ -7,6 +7,7 @@ EnableMFADevice; the temporary password lives there, encrypted, until the done p
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -142,12 +143,18 @@ def account_info(portal: Portal) -> AccountInfo:
 
 
 # -- helpers --------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _box(secret_key: str, purpose: str) -> SecretBox:
+    # Deriving the key (HKDF) costs more than sealing a seed; the key stays the same.
+    return SecretBox(secret_key, purpose=purpose)
+
+
 def _seed_box(portal: Portal) -> SecretBox:
-    return SecretBox(portal.settings.secret_key, purpose="mfa-seed")
+    return _box(portal.settings.secret_key, "mfa-seed")
 
 
 def _password_box(portal: Portal) -> SecretBox:
-    return SecretBox(portal.settings.secret_key, purpose="temp-password")
+    return _box(portal.settings.secret_key, "temp-password")
 
 
 def _bound(enrollment_id: str) -> str:

@@ -25,7 +25,7 @@ from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation, new_id
-from app.store.rows import insert_row, table, update_row
+from app.store.rows import insert_row, table, transient, update_row
 
 # IAM's own rule for user names; ASCII only, as IAM is.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
@@ -97,7 +97,7 @@ _LIVE_INVITATION = (
 
 def _live_invitation(conn: Connection, user_name: str) -> Invitation | None:
     row = conn.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
-    return None if row is None else Invitation(**row._mapping)
+    return None if row is None else transient(Invitation, row._mapping)
 
 
 def _set_status(portal: Portal, invitation_id: str, status: str, error: str | None = None) -> None:

@@ -16,6 +16,7 @@ from app.services.sessions import create_session, end_session, get_session
 from app.store import rows
 from app.store.db import Database
 from app.store.models import AuditEvent, Invitation, RateLimit
+from app.store.rows import table
 from tests.conftest import make_portal
 
 
@@ -177,6 +178,27 @@ def test_row_helpers_match_null_as_is_null_and_refuse_an_unbounded_statement(dat
         left = rows.fetch(conn, Invitation, id="a" * 32)
         assert left is not None and left.note == "y"
         assert rows.fetch(conn, Invitation, id="b" * 32) is None
+    db.dispose()
+
+
+def test_a_fetched_row_reads_like_the_orm_loaded_one_and_belongs_to_no_session(
+    database_url: str,
+):
+    db = Database(database_url)
+    db.migrate()
+    with db.engine.begin() as conn:
+        rows.insert_row(
+            conn, Invitation, **_row(id="c" * 32, user_name="Cy", token_hash="h3", note="hi")
+        )
+    with db.engine.begin() as conn:
+        fetched = rows.fetch(conn, Invitation, id="c" * 32)
+    with db.session() as s:
+        loaded = s.get(Invitation, "c" * 32)
+        assert loaded is not None and fetched is not None
+        for column in table(Invitation).columns:
+            assert getattr(fetched, column.key) == getattr(loaded, column.key), column.key
+    state = inspect(fetched)
+    assert state.transient and state.session is None
     db.dispose()
 
 
