@@ -1,8 +1,9 @@
 import string
+from collections import Counter
 
 import pytest
 
-from app.security.temp_password import PasswordPolicy, generate_password
+from app.security.temp_password import _ALL, PasswordPolicy, generate_password
 
 AWS_SYMBOLS = set("!@#$%^&*()_+-=[]{}|'")
 AMBIGUOUS = set("0O1lI")
@@ -106,3 +107,16 @@ def test_all_characters_get_used():
     # Guards against a generator stuck on a small part of its alphabet.
     seen = set("".join(generate_password(None) for _ in range(RUNS)))
     assert len(seen) >= 70
+
+
+def test_no_character_is_favoured():
+    # A random byte taken modulo the alphabet's 74 characters would make the first 256 % 74 =
+    # 34 of them a third more likely than the other 40. Letters only: draws without a digit
+    # or a symbol are thrown away, which lifts those classes a little.
+    text = "".join(generate_password(None) for _ in range(3000))
+    counts = Counter(text)
+    assert len(counts) == 74
+    letters = [c for c in _ALL if c.isalpha()]  # 48: the alphabet's order puts them first
+    first, rest = letters[:34], letters[34:]
+    ratio = (sum(counts[c] for c in first) / 34) / (sum(counts[c] for c in rest) / 14)
+    assert 0.9 < ratio < 1.1, ratio
