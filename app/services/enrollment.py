@@ -762,41 +762,36 @@ def _finish(
         raise LinkUnusable()
     iam = portal.iam()
     user = enr.user_name
-    # The groups and the console password do not depend on each other: they are granted side
-    # by side (on real AWS, one round trip fewer), and each is safe to run again.
-    failures: list[tuple[str, AwsError]] = []
+    step = "iam.add_user_to_group"
     try:
-        missing = _missing_groups(portal, iam, user, inv, reads)
-    except AwsError as exc:
-        failures.append(("iam.add_user_to_group", exc))
-    else:
-        joining = (
-            in_background(lambda: _join_groups(portal, user, missing, actor)) if missing else None
+        wanted = list(inv.extra_groups)
+        if inv.enforce_at is not None:  # deadline mode: MFA is bound, so enforce it now
+            wanted.insert(0, portal.settings.mfa_group)
+        if not wanted:
+            have: set[str] = set()
+        elif reads is not None and reads.groups is not None:
+            have = set(reads.groups.result())
+        else:
+            have = set(iam.groups_for_user(user))
+        for group in wanted:
+            if group not in have:
+                iam.add_user_to_group(user, group)
+                _record(portal, actor, step, user, request_id=iam.last_request_id, detail=group)
+        step = "iam.create_login_profile"
+        _ensure_login_profile(
+            portal, iam, enr, inv, actor, policy=reads.policy if reads is not None else None
         )
-        try:
-            _ensure_login_profile(
-                portal, iam, enr, inv, actor, policy=reads.policy if reads is not None else None
-            )
-        except AwsError as exc:
-            failures.append(("iam.create_login_profile", exc))
-        try:
-            if joining is not None:
-                joining.result()
-        except AwsError as exc:
-            failures.append(("iam.add_user_to_group", exc))
-    for step, error in failures:
+    except AwsError as exc:
         _record(
-            portal, actor, step, user, outcome="failed", request_id=error.request_id,
-            detail=error.message,
+            portal, actor, step, user, outcome="failed", request_id=exc.request_id,
+            detail=exc.message,
         )  # fmt: skip
-    if failures:
-        first = failures[0][1]
         raise FinishIncomplete(
             _(
                 "Your MFA device is set up, but finishing your account did not work yet: "
                 "{problem} Press Finish to try again."
-            ).format(problem=first.message)
-        ) from first
+            ).format(problem=exc.message)
+        ) from exc
     now = portal.clock()
     with portal.db.engine.begin() as conn:
         update_row(conn, Invitation, {"id": inv.id}, status="used", used_at=now)
@@ -810,32 +805,6 @@ def _finish(
         )  # fmt: skip
     if looks_like_email(inv.invited_by):  # the API and the CLI have no address to tell
         _notify_inviter(portal, inv.id)
-
-
-def _missing_groups(
-    portal: Portal, iam: IamGateway, user: str, inv: Invitation, reads: _FinishReads | None
-) -> list[str]:
-    """The groups the invitation grants once MFA is bound that the user is not in yet."""
-    wanted = list(inv.extra_groups)
-    if inv.enforce_at is not None:  # deadline mode: MFA is bound, so enforce it now
-        wanted.insert(0, portal.settings.mfa_group)
-    if not wanted:
-        return []
-    if reads is not None and reads.groups is not None:
-        have = set(reads.groups.result())
-    else:
-        have = set(iam.groups_for_user(user))
-    return [group for group in wanted if group not in have]
-
-
-def _join_groups(portal: Portal, user: str, groups: list[str], actor: Actor) -> None:
-    iam = portal.iam()  # a gateway of its own: this runs beside the caller's
-    for group in groups:
-        iam.add_user_to_group(user, group)
-        _record(
-            portal, actor, "iam.add_user_to_group", user, request_id=iam.last_request_id,
-            detail=group,
-        )  # fmt: skip
 
 
 def _ensure_login_profile(

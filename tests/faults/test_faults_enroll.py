@@ -47,8 +47,6 @@ ENROLL_CALLS = [
 ]
 # Read beside EnableMFADevice rather than after it: they may come in any order around it.
 BESIDE_ENABLE = {"ListGroupsForUser", "GetAccountPasswordPolicy"}
-# Granted side by side once the device is bound: either may come first.
-SIDE_BY_SIDE = {"AddUserToGroup", "CreateLoginProfile"}
 WRITES = ["CreateVirtualMFADevice", "EnableMFADevice", "AddUserToGroup", "CreateLoginProfile"]
 READS = [c for c in ENROLL_CALLS if c not in WRITES]
 
@@ -171,11 +169,8 @@ def test_the_matrix_covers_every_iam_call_of_an_enrollment(
     with invited(calm_portal, proxy) as hire:
         hire.walk()
     assert sorted(proxy.calls) == sorted(ENROLL_CALLS)
-    in_order = [c for c in proxy.calls if c not in BESIDE_ENABLE | SIDE_BY_SIDE]
-    assert in_order == [c for c in ENROLL_CALLS if c not in BESIDE_ENABLE | SIDE_BY_SIDE]
-    # Access is granted only once ListMFADevices has shown the device bound.
-    bound = proxy.calls.index("ListMFADevices")
-    assert all(proxy.calls.index(write) > bound for write in SIDE_BY_SIDE)
+    in_order = [c for c in proxy.calls if c not in BESIDE_ENABLE]
+    assert in_order == [c for c in ENROLL_CALLS if c not in BESIDE_ENABLE]
     # The writes that grant access wait for the reads they depend on.
     for read, write in (("ListGroupsForUser", "AddUserToGroup"),
                         ("GetAccountPasswordPolicy", "CreateLoginProfile")):  # fmt: skip
