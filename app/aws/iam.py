@@ -64,7 +64,8 @@ class AwsTime:
 aws_time: ContextVar[AwsTime | None] = ContextVar("aws_time", default=None)
 
 T = TypeVar("T")
-_BACKGROUND = ThreadPoolExecutor(max_workers=8, thread_name_prefix="iam-read")
+# As many as the request threads (anyio's 40): a page never waits behind other pages' reads.
+_BACKGROUND = ThreadPoolExecutor(max_workers=40, thread_name_prefix="iam-read")
 
 
 def in_background(call: Callable[[], T]) -> Future[T]:

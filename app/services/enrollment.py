@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 import weakref
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -627,8 +627,11 @@ def verify_codes(
         _after_other_request(portal, enrollment_id, actor)
         return
     reads = _FinishReads.start(portal, enr, inv)  # beside EnableMFADevice, not after it
-    _enable(portal, enr, c1, c2, actor, version=enr.version + 1)
-    _finish(portal, enrollment_id, actor, reads=reads)
+    try:
+        _enable(portal, enr, c1, c2, actor, version=enr.version + 1)
+        _finish(portal, enrollment_id, actor, reads=reads)
+    finally:
+        reads.settle()
 
 
 @dataclass(frozen=True)
@@ -656,6 +659,13 @@ class _FinishReads:
             else None,
             policy=in_background(lambda: portal.iam().password_policy()) if wants_policy else None,
         )
+
+    def settle(self) -> None:
+        """Let no read outlive the request: unused ones are cancelled or waited for (their
+        answers and errors dropped), so none runs on unobserved after the page is sent."""
+        reads: list[Future[Any] | None] = [self.groups, self.policy]
+        pending = [f for f in reads if f is not None and not f.cancel()]
+        wait(pending)
 
 
 def _set_status(

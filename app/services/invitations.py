@@ -283,7 +283,9 @@ def invite_user(
         "created_at": now,
         "expires_at": now + timedelta(hours=portal.settings.invite_ttl_hours),
     }
-    with portal.db.engine.begin() as conn:  # the check and the new row: one connection
+    # The check and the new row on one connection (one pool checkout). Not a lock: two
+    # invites of one name at the same instant can both pass the check, as before.
+    with portal.db.engine.begin() as conn:
         live = _live_invitation(conn, user_name)
         if live is None:
             insert_row(conn, Invitation, **row)
