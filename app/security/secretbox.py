@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -61,3 +62,10 @@ class SecretBox:
         except InvalidTag as exc:
             raise SecretBoxError("secret failed authentication") from exc
         return plain.decode("utf-8")
+
+
+@functools.lru_cache(maxsize=16)
+def secret_box(app_secret: str, purpose: str) -> SecretBox:
+    """The SecretBox of a purpose, its key derived once per process (HKDF costs more than
+    sealing a value; the key never changes while the app secret stays the same)."""
+    return SecretBox(app_secret, purpose=purpose)

@@ -13,7 +13,7 @@ from app.errors import Conflict, NotFound, PortalError, ValidationError
 from app.i18n import _
 from app.security import passwords
 from app.security.qr import qr_svg
-from app.security.secretbox import SecretBox, SecretBoxError
+from app.security.secretbox import SecretBox, SecretBoxError, secret_box
 from app.security.tokens import hash_token, new_token
 from app.security.totp import (
     CodeProblem,
@@ -98,7 +98,7 @@ class AccountLocked(PortalError):
 
 
 def _box(portal: Portal) -> SecretBox:
-    return SecretBox(portal.settings.secret_key, purpose=_BOX_PURPOSE)
+    return secret_box(portal.settings.secret_key, _BOX_PURPOSE)
 
 
 def normalize_email(email: str) -> str:

@@ -7,7 +7,6 @@ EnableMFADevice; the temporary password lives there, encrypted, until the done p
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import secrets
@@ -33,7 +32,7 @@ from app.aws.errors import (
 from app.aws.iam import IamGateway, VirtualDevice, in_background
 from app.errors import PortalError, ValidationError
 from app.i18n import _, ngettext
-from app.security.secretbox import SecretBox, SecretBoxError
+from app.security.secretbox import SecretBox, SecretBoxError, secret_box
 from app.security.temp_password import PasswordPolicy, generate_password
 from app.security.tokens import hash_token
 from app.security.totp import CodeProblem, check_code_pair, otpauth_uri
@@ -143,18 +142,12 @@ def account_info(portal: Portal) -> AccountInfo:
 
 
 # -- helpers --------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=8)
-def _box(secret_key: str, purpose: str) -> SecretBox:
-    # Deriving the key (HKDF) costs more than sealing a seed; the key stays the same.
-    return SecretBox(secret_key, purpose=purpose)
-
-
 def _seed_box(portal: Portal) -> SecretBox:
-    return _box(portal.settings.secret_key, "mfa-seed")
+    return secret_box(portal.settings.secret_key, "mfa-seed")
 
 
 def _password_box(portal: Portal) -> SecretBox:
-    return _box(portal.settings.secret_key, "temp-password")
+    return secret_box(portal.settings.secret_key, "temp-password")
 
 
 def _bound(enrollment_id: str) -> str:

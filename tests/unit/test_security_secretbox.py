@@ -2,7 +2,7 @@ import base64
 
 import pytest
 
-from app.security.secretbox import SecretBox, SecretBoxError
+from app.security.secretbox import SecretBox, SecretBoxError, secret_box
 
 APP_SECRET = "app-secret-for-tests"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -75,3 +75,14 @@ def test_empty_secret_or_purpose_is_refused():
         SecretBox("", purpose="mfa-seed")
     with pytest.raises(ValueError):
         SecretBox(APP_SECRET, purpose="")
+
+
+def test_the_box_of_a_purpose_is_derived_once_and_keeps_purposes_apart():
+    box = secret_box("app secret", "mfa-seed")
+    assert secret_box("app secret", "mfa-seed") is box
+    sealed = box.encrypt("JBSWY3DPEHPK3PXP")
+    assert SecretBox("app secret", purpose="mfa-seed").decrypt(sealed) == "JBSWY3DPEHPK3PXP"
+    with pytest.raises(SecretBoxError):
+        secret_box("app secret", "temp-password").decrypt(sealed)
+    with pytest.raises(SecretBoxError):
+        secret_box("another secret", "mfa-seed").decrypt(sealed)
