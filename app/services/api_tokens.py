@@ -55,7 +55,7 @@ def authenticate(portal: Portal, raw: str | None) -> ApiToken | None:
     digest = hash_token(raw)
     now = portal.clock()
     # Every API call: prebuilt statements on a connection (app.store.rows).
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         row = fetch(conn, ApiToken, token_hash=digest)
         if row is None or row.revoked_at is not None or not token_matches(raw, row.token_hash):
             return None

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, func, insert, or_, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.services.portal import Actor, Portal
 from app.store.models import AuditEvent
+from app.store.rows import Transaction, insert_row
 
 _INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
@@ -38,11 +38,11 @@ def record(
     outcome: str = "ok",
     aws_request_id: str | None = None,
     detail: str | None = None,
-    session: Session | Connection | None = None,
+    session: Session | Transaction | None = None,
 ) -> None:
     """Write one audit event in its own transaction, so it survives the caller's rollback.
 
-    With `session` (an ORM session or a connection), the event joins that transaction
+    With `session` (an ORM session or a rows.Transaction), the event joins that transaction
     instead: for an event that belongs with the state change written there (both land, or
     neither).
     """
@@ -58,11 +58,14 @@ def record(
     }
     # A prebuilt INSERT on the table: an enrollment writes a dozen of these, and building an
     # ORM statement each time would cost more than the row.
-    if session is not None:
+    if isinstance(session, Session):
         session.execute(_INSERT_EVENT, row)
         return
-    with portal.db.engine.begin() as conn:
-        conn.execute(_INSERT_EVENT, row)
+    if session is not None:
+        insert_row(session, AuditEvent, **row)
+        return
+    with portal.db.transaction() as tx:
+        insert_row(tx, AuditEvent, **row)
 
 
 def events_for_user(portal: Portal, user_name: str, *, limit: int = 200) -> list[AuditEvent]:

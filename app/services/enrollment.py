@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from app.aws.errors import (
@@ -40,7 +39,7 @@ from app.services import audit
 from app.services.notifications import looks_like_email, send_enrolled_notice
 from app.services.portal import SYSTEM_ACTOR, Actor, Portal
 from app.store.models import Enrollment, Invitation, WebSession
-from app.store.rows import INCREMENT, fetch, insert_row, update_row
+from app.store.rows import INCREMENT, Transaction, fetch, insert_row, update_row
 
 log = logging.getLogger("iam_onboard.enrollment")
 
@@ -167,7 +166,7 @@ def _record(
     outcome: str = "ok",
     request_id: str | None = None,
     detail: str | None = None,
-    session: Connection | None = None,
+    session: Transaction | None = None,
 ) -> None:
     audit.record(
         portal, actor=actor, action=action, target_user=user, outcome=outcome,
@@ -175,12 +174,14 @@ def _record(
     )  # fmt: skip
 
 
-def _invitation_for_token(portal: Portal, token: str, conn: Connection | None = None) -> Invitation:
+def _invitation_for_token(
+    portal: Portal, token: str, conn: Transaction | None = None
+) -> Invitation:
     """The pending, unexpired invitation of a token; every other case is LinkUnusable."""
     if not token or len(token) > 200:
         raise LinkUnusable()
     if conn is None:
-        with portal.db.engine.begin() as own:
+        with portal.db.transaction() as own:
             inv = fetch(own, Invitation, token_hash=hash_token(token))
     else:
         inv = fetch(conn, Invitation, token_hash=hash_token(token))
@@ -192,11 +193,11 @@ def _invitation_for_token(portal: Portal, token: str, conn: Connection | None = 
 
 
 def _load(portal: Portal, enrollment_id: str) -> tuple[Enrollment, Invitation]:
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         return _load_on(conn, enrollment_id)
 
 
-def _load_on(conn: Connection, enrollment_id: str) -> tuple[Enrollment, Invitation]:
+def _load_on(conn: Transaction, enrollment_id: str) -> tuple[Enrollment, Invitation]:
     enr = fetch(conn, Enrollment, id=enrollment_id)
     inv = fetch(conn, Invitation, id=enr.invitation_id) if enr is not None else None
     if enr is None or inv is None:
@@ -268,7 +269,7 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
     now = portal.clock()
     refused: PortalError | None = None
     try:
-        with portal.db.engine.begin() as conn:  # the lookup and the new row: one connection
+        with portal.db.transaction() as conn:  # the lookup and the new row: one connection
             try:
                 inv = _invitation_for_token(portal, token, conn)
             except PortalError as exc:
@@ -305,7 +306,7 @@ def prepare_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
     optimistic version check, so one request creates it) and makes a new one.
     """
     now = portal.clock()
-    with portal.db.engine.begin() as conn:  # the checks and the claim on one connection
+    with portal.db.transaction() as conn:  # the checks and the claim on one connection
         enr, inv = _load_on(conn, enrollment_id)
         _require_open(inv)
         needs_device = _needs_device(enr, now)
@@ -375,7 +376,7 @@ def _replace_device(
     )  # fmt: skip
     now = portal.clock()
     sealed = _seed_box(portal).encrypt(device.seed, bound_to=_bound(enrollment_id))
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         stored = update_row(
             conn, Enrollment, {"id": enrollment_id, "version": version},
             status="device_created", device_serial=device.serial, seed_encrypted=sealed,
@@ -609,7 +610,7 @@ def verify_codes(
     assert check.step is not None
     # Record both steps before calling AWS: a replay or a concurrent double submit sees them,
     # and the version check lets exactly one request go on to EnableMFADevice.
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         claimed = update_row(
             conn, Enrollment,
             {"id": enr.id, "version": enr.version, "status": "device_created"},
@@ -666,14 +667,14 @@ def _set_status(
     enrollment_id: str,
     version: int,
     *,
-    session: Connection | None = None,
+    session: Transaction | None = None,
     **values: Any,
 ) -> bool:
     """Update the enrollment only if nobody changed it since `version` was read."""
     where = {"id": enrollment_id, "version": version}
     if session is not None:
         return update_row(session, Enrollment, where, version=version + 1, **values) == 1
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         return update_row(conn, Enrollment, where, version=version + 1, **values) == 1
 
 
@@ -796,7 +797,7 @@ def _finish(
             ).format(problem=exc.message)
         ) from exc
     now = portal.clock()
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         update_row(conn, Invitation, {"id": inv.id}, status="used", used_at=now)
         update_row(
             conn, Enrollment, {"id": enr.id, "status": "enabled"}, status="done",
@@ -830,7 +831,7 @@ def _ensure_login_profile(
         sealed = _password_box(portal).encrypt(generate_password(rules), bound_to=_bound(enr.id))
         # Kept (encrypted) before AWS gets it, so a crash after CreateLoginProfile cannot lose
         # it; conditional, so a concurrent finish uses the same password.
-        with portal.db.engine.begin() as conn:
+        with portal.db.transaction() as conn:
             update_row(
                 conn, Enrollment, {"id": enr.id, "temp_password_encrypted": None},
                 temp_password_encrypted=sealed,
@@ -884,7 +885,7 @@ class DoneView:
 
 def reveal_done(portal: Portal, *, enrollment_id: str) -> DoneView:
     """The sign-in details; the temporary password is handed out once, then deleted."""
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         enr = fetch(conn, Enrollment, id=enrollment_id)
         if enr is None or enr.status != "done":
             raise EnrollmentExpired()

@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, or_, select
 
 from app.aws.errors import (
     AwsError,
@@ -25,7 +24,7 @@ from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation, new_id
-from app.store.rows import insert_row, table, transient, update_row
+from app.store.rows import Transaction, insert_row, table, transient, update_row
 
 # IAM's own rule for user names; ASCII only, as IAM is.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
@@ -89,15 +88,16 @@ _INVITATIONS = table(Invitation)
 _LIVE_INVITATION = (
     select(_INVITATIONS)
     .where(_INVITATIONS.c.user_name_key == bindparam("key"))
-    .where(_INVITATIONS.c.status.in_(LIVE_STATES))
+    # OR of equalities, not IN: a prebuilt statement is compiled once, IN (...) per call
+    .where(or_(*(_INVITATIONS.c.status == state for state in LIVE_STATES)))
     .order_by(_INVITATIONS.c.created_at.desc())
     .limit(1)
 )
 
 
-def _live_invitation(conn: Connection, user_name: str) -> Invitation | None:
-    row = conn.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
-    return None if row is None else transient(Invitation, row._mapping)
+def _live_invitation(tx: Transaction, user_name: str) -> Invitation | None:
+    row = tx.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
+    return None if row is None else transient(Invitation, row)
 
 
 def _set_status(portal: Portal, invitation_id: str, status: str, error: str | None = None) -> None:
@@ -219,7 +219,7 @@ def _issue_token(portal: Portal, inv: Invitation, actor: Actor) -> tuple[str, da
     """The link's token: the invitation turns pending with it, and the invite is recorded."""
     token = new_token()
     expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         update_row(
             conn, Invitation, {"id": inv.id}, token_hash=hash_token(token),
             expires_at=expires_at, status="pending", last_error=None,
@@ -285,7 +285,7 @@ def invite_user(
     }
     # The check and the new row on one connection (one pool checkout). Not a lock: two
     # invites of one name at the same instant can both pass the check, as before.
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         live = _live_invitation(conn, user_name)
         if live is None:
             insert_row(conn, Invitation, **row)

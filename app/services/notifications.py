@@ -133,7 +133,7 @@ def enrolled_mail(
 
 def send_enrolled_notice(portal: Portal, *, invitation_id: str) -> int | None:
     """Tell the inviting admin that the new hire finished; None when the inviter has no email."""
-    with portal.db.engine.begin() as conn:  # at the end of every enrollment: prebuilt
+    with portal.db.transaction() as conn:  # at the end of every enrollment: prebuilt
         inv = fetch(conn, Invitation, id=invitation_id)
     if inv is None or not looks_like_email(inv.invited_by):
         return None

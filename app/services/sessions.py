@@ -36,7 +36,7 @@ def create_session(
     raw_id = new_token()
     now = portal.clock()
     _idle, absolute = TIMEOUTS[kind]
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         if replaces:
             delete_rows(conn, WebSession, id_hash=hash_token(replaces))
         insert_row(
@@ -61,7 +61,7 @@ def get_session(portal: Portal, raw_id: str | None) -> WebSession | None:
     now = portal.clock()
     id_hash = hash_token(raw_id)
     # Read on every page view: prebuilt statements on a connection (app.store.rows).
-    with portal.db.engine.begin() as conn:
+    with portal.db.transaction() as conn:
         row = fetch(conn, WebSession, id_hash=id_hash)
         if row is None:
             return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.store.rows import Transaction, transaction
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -49,6 +51,10 @@ class Database:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """For app.store.rows' prebuilt statements (the new hire's pages); commits on success."""
+        return transaction(self.engine)
 
     def alembic_config(self) -> AlembicConfig:
         config = AlembicConfig()
