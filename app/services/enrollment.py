@@ -369,14 +369,16 @@ def _replace_device(
             request_id=exc.request_id, detail=exc.message,
         )  # fmt: skip
         raise
-    # What AWS did is recorded on its own: it stands even if storing the device fails.
-    _record(
-        portal, actor, "iam.create_virtual_mfa_device", user,
-        request_id=iam.last_request_id, detail=device.serial,
-    )  # fmt: skip
+    request_id = iam.last_request_id
     now = portal.clock()
     sealed = _seed_box(portal).encrypt(device.seed, bound_to=_bound(enrollment_id))
+    # What AWS did is recorded with the device stored, in one transaction: the record stands
+    # even when the conditional update finds the row changed (and stores nothing).
     with portal.db.transaction() as conn:
+        _record(
+            portal, actor, "iam.create_virtual_mfa_device", user, request_id=request_id,
+            detail=device.serial, session=conn,
+        )  # fmt: skip
         stored = update_row(
             conn, Enrollment, {"id": enrollment_id, "version": version},
             status="device_created", device_serial=device.serial, seed_encrypted=sealed,
@@ -622,8 +624,8 @@ def verify_codes(
         return
     reads = _FinishReads.start(portal, enr, inv)  # beside EnableMFADevice, not after it
     try:
-        _enable(portal, enr, c1, c2, actor, version=enr.version + 1)
-        _finish(portal, enrollment_id, actor, reads=reads)
+        enabled = _enable(portal, enr, c1, c2, actor, version=enr.version + 1)
+        _finish(portal, enrollment_id, actor, reads=reads, loaded=enabled)
     finally:
         reads.settle()
 
@@ -680,8 +682,11 @@ def _set_status(
 
 def _enable(
     portal: Portal, enr: Enrollment, code1: str, code2: str, actor: Actor, *, version: int
-) -> None:
-    """EnableMFADevice, confirmed with ListMFADevices; on failure the enrollment reopens."""
+) -> tuple[Enrollment, Invitation]:
+    """EnableMFADevice, confirmed with ListMFADevices; on failure the enrollment reopens.
+
+    Returns the enrollment and its invitation as they are after the device is bound.
+    """
     iam = portal.iam()
     user, serial = enr.user_name, enr.device_serial
     assert serial is not None
@@ -715,11 +720,22 @@ def _enable(
                 _("AWS did not bind the device. Wait for a new code, then try again."),
                 field="_form",
             )
-    # What AWS did is recorded on its own: it stands even if the status update fails.
-    _record(portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial)
-    _set_status(
-        portal, enr.id, version, status="enabled", enabled_at=portal.clock(), seed_encrypted=None
-    )
+    # What AWS did is recorded with the status it brings, in one transaction: the record
+    # stands even when the conditional update finds the row changed (and changes nothing).
+    with portal.db.transaction() as conn:
+        _record(
+            portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial,
+            session=conn,
+        )  # fmt: skip
+        _set_status(
+            portal, enr.id, version, session=conn, status="enabled", enabled_at=portal.clock(),
+            seed_encrypted=None,
+        )  # fmt: skip
+        now_enr = fetch(conn, Enrollment, id=enr.id)
+        now_inv = fetch(conn, Invitation, id=enr.invitation_id)
+    if now_enr is None or now_inv is None:  # checked once the record has landed
+        raise LinkUnusable()
+    return now_enr, now_inv
 
 
 def _after_other_request(portal: Portal, enrollment_id: str, actor: Actor) -> None:
@@ -755,9 +771,15 @@ def finish_enrollment(portal: Portal, *, enrollment_id: str, actor: Actor) -> No
 
 
 def _finish(
-    portal: Portal, enrollment_id: str, actor: Actor, *, reads: _FinishReads | None = None
+    portal: Portal,
+    enrollment_id: str,
+    actor: Actor,
+    *,
+    reads: _FinishReads | None = None,
+    loaded: tuple[Enrollment, Invitation] | None = None,
 ) -> None:
-    enr, inv = _load(portal, enrollment_id)
+    """`loaded`: the rows as the caller just read them, in its last transaction."""
+    enr, inv = loaded or _load(portal, enrollment_id)
     if enr.status == "done":
         return
     if enr.status != "enabled":
@@ -782,9 +804,10 @@ def _finish(
                 iam.add_user_to_group(user, group)
                 _record(portal, actor, step, user, request_id=iam.last_request_id, detail=group)
         step = "iam.create_login_profile"
-        _ensure_login_profile(
+        made_password = _ensure_login_profile(
             portal, iam, enr, inv, actor, policy=reads.policy if reads is not None else None
         )
+        password_request_id = iam.last_request_id
     except AwsError as exc:
         _record(
             portal, actor, step, user, outcome="failed", request_id=exc.request_id,
@@ -798,6 +821,12 @@ def _finish(
         ) from exc
     now = portal.clock()
     with portal.db.transaction() as conn:
+        if made_password:  # what AWS did, recorded with the state it completes
+            _record(
+                portal, actor, "iam.create_login_profile", user, session=conn,
+                request_id=password_request_id,
+                detail="temporary password, change required at first sign-in",
+            )  # fmt: skip
         update_row(conn, Invitation, {"id": inv.id}, status="used", used_at=now)
         update_row(
             conn, Enrollment, {"id": enr.id, "status": "enabled"}, status="done",
@@ -819,12 +848,16 @@ def _ensure_login_profile(
     actor: Actor,
     *,
     policy: Future[dict[str, Any] | None] | None = None,
-) -> None:
-    """The console password: a temporary one, kept encrypted until the done page shows it."""
+) -> bool:
+    """The console password: a temporary one, kept encrypted until the done page shows it.
+
+    True when this call made it (CreateLoginProfile was its last IAM call): the caller records
+    it with the finished state.
+    """
     user = enr.user_name
     if enr.temp_password_encrypted is None:
         if inv.existing_user and not inv.replace_login_profile and iam.login_profile(user):
-            return  # they keep signing in with their own password
+            return False  # they keep signing in with their own password
         rules = PasswordPolicy.from_aws(
             policy.result() if policy is not None else iam.password_policy()
         )
@@ -845,7 +878,7 @@ def _ensure_login_profile(
             enr.temp_password_encrypted, bound_to=_bound(enr.id)
         )
         if not inv.replace_login_profile and iam.login_profile(user):
-            return  # made by the earlier, interrupted run with this same password
+            return False  # made by the earlier, interrupted run with this same password
     if inv.replace_login_profile:
         try:
             iam.delete_login_profile(user)
@@ -854,11 +887,8 @@ def _ensure_login_profile(
     try:
         iam.create_login_profile(user, password)
     except EntityAlreadyExists:
-        return  # a concurrent run made it with the stored password
-    _record(
-        portal, actor, "iam.create_login_profile", user, request_id=iam.last_request_id,
-        detail="temporary password, change required at first sign-in",
-    )  # fmt: skip
+        return False  # a concurrent run made it with the stored password
+    return True
 
 
 def _notify_inviter(portal: Portal, invitation_id: str) -> None:

@@ -159,8 +159,11 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
     )
 
 
-def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> None:
-    """AddUserToGroup(MFA); on failure undo CreateUser, or leave the invite for a retry."""
+def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> str | None:
+    """AddUserToGroup(MFA); on failure undo CreateUser, or leave the invite for a retry.
+
+    Returns the call's request id: the caller records the step with the token it issues.
+    """
     iam = portal.iam()
     group = portal.settings.mfa_group
     try:
@@ -205,21 +208,21 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> None:
             status=exc.status,
             code=exc.code,
         ) from exc
-    audit.record(
-        portal,
-        actor=actor,
-        action="iam.add_user_to_group",
-        target_user=inv.user_name,
-        aws_request_id=iam.last_request_id,
-        detail=group,
-    )
+    return iam.last_request_id
 
 
-def _issue_token(portal: Portal, inv: Invitation, actor: Actor) -> tuple[str, datetime]:
-    """The link's token: the invitation turns pending with it, and the invite is recorded."""
+def _issue_token(
+    portal: Portal, inv: Invitation, actor: Actor, *, joined_request_id: str | None
+) -> tuple[str, datetime]:
+    """The link's token: the invitation turns pending with it, and the invite is recorded,
+    with the MFA group step that came just before (one transaction)."""
     token = new_token()
     expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
     with portal.db.transaction() as conn:
+        audit.record(
+            portal, actor=actor, action="iam.add_user_to_group", target_user=inv.user_name,
+            aws_request_id=joined_request_id, detail=portal.settings.mfa_group, session=conn,
+        )  # fmt: skip
         update_row(
             conn, Invitation, {"id": inv.id}, token_hash=hash_token(token),
             expires_at=expires_at, status="pending", last_error=None,
@@ -246,8 +249,8 @@ def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> In
 
 def _finish(portal: Portal, inv: Invitation, actor: Actor) -> InviteResult:
     _create_user(portal, inv, actor)
-    _join_mfa_group(portal, inv, actor)
-    token, expires_at = _issue_token(portal, inv, actor)
+    joined = _join_mfa_group(portal, inv, actor)
+    token, expires_at = _issue_token(portal, inv, actor, joined_request_id=joined)
     return InviteResult(
         invitation_id=inv.id,
         user_name=inv.user_name,
