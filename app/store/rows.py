@@ -91,7 +91,8 @@ class _Compiled:
         converted = []
         for name, process in zip(self.names, self.binds, strict=True):
             value = values[name] if name in values else self.fixed[name]
-            converted.append(value if process is None or value is None else process(value))
+            # None goes through too, as SQLAlchemy hands it over (JSON stores it as null)
+            converted.append(value if process is None else process(value))
         if self.positional:
             return converted
         return dict(zip(self.names, converted, strict=True))
@@ -105,12 +106,12 @@ class _Compiled:
         return self.results
 
 
-_COMPILED: dict[tuple[int, str], _Compiled] = {}
+_COMPILED: dict[tuple[int, str, str], _Compiled] = {}
 _COMPILING = threading.Lock()
 
 
 def _compiled(statement: ClauseElement, dialect: Dialect) -> _Compiled:
-    key = (id(statement), dialect.name)
+    key = (id(statement), dialect.name, dialect.driver)  # psycopg's SQL carries casts
     found = _COMPILED.get(key)
     if found is None:
         with _COMPILING:
