@@ -31,7 +31,7 @@ import uvicorn  # noqa: E402
 from app.aws.client import client_config  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.sandbox import Sandbox, start_sandbox  # noqa: E402
-from app.sandbox_data import populate  # noqa: E402
+from app.sandbox.data import populate  # noqa: E402
 from app.services import directory  # noqa: E402
 from app.services.api_tokens import create_api_token  # noqa: E402
 from app.services.bootstrap import bootstrap  # noqa: E402
@@ -247,7 +247,7 @@ def direct_journey(client: Any, calls: list[str], user: str) -> None:
 def start_sandbox_process() -> tuple[subprocess.Popen[str], str]:
     """A sandbox in a process of its own, so neither side of a ratio shares its GIL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox_data"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "app.sandbox.data"], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from moto.core.utils import utcnow
 from moto.iam.models import MFADevice, User, iam_backends
 
-from app.sandbox import SANDBOX_ACCOUNT_ID
+from app.sandbox.server import SANDBOX_ACCOUNT_ID
 
 
 def populate(
@@ -35,12 +35,12 @@ def populate(
 
 
 def main() -> None:
-    """`python -m app.sandbox_data`: a standalone sandbox (optionally filled), until killed."""
+    """`python -m app.sandbox.data`: a standalone sandbox (optionally filled), until killed."""
     import argparse
     import signal
     import threading
 
-    from app.sandbox import start_sandbox
+    from app.sandbox.server import start_sandbox
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
