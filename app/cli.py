@@ -212,13 +212,19 @@ def cmd_unlock_admin(args: argparse.Namespace) -> int:
 
 
 def cmd_create_api_token(args: argparse.Namespace) -> int:
-    from app.services.api_tokens import create_api_token
+    from app.services.api_tokens import DEFAULT_SCOPES, check_scopes, create_api_token
 
-    token = create_api_token(_portal(), name=args.name, actor=CLI_ACTOR)
+    scopes = check_scopes(args.scope or DEFAULT_SCOPES)
+    token = create_api_token(_portal(), name=args.name, scopes=scopes, actor=CLI_ACTOR)
     print(
         _(
-            "API token {name} created. Send it as {header}; it is stored hashed and shown only now:"
-        ).format(name=args.name.strip(), header="`Authorization: Bearer <token>`")
+            "API token {name} created with the scopes {scopes}. Send it as {header}; it is "
+            "stored hashed and shown only now:"
+        ).format(
+            name=args.name.strip(),
+            scopes=", ".join(scopes),
+            header="`Authorization: Bearer <token>`",
+        )
     )
     print(token)
     return 0
@@ -390,7 +396,7 @@ def _deadline(value: str | None) -> datetime | None:
 
 
 def cmd_send_link(args: argparse.Namespace) -> int:
-    from app.services.lifecycle import invite_existing_user
+    from app.services.adoption import invite_existing_user
 
     deadline = _deadline(args.deadline)
     result = invite_existing_user(
@@ -400,6 +406,7 @@ def cmd_send_link(args: argparse.Namespace) -> int:
         deadline=deadline,
         replace_login_profile=args.replace_login_profile,
         extra_groups=args.group or [],
+        allow_privileged=args.allow_privileged,
         actor=CLI_ACTOR,
     )
     if deadline:
@@ -412,6 +419,14 @@ def cmd_send_link(args: argparse.Namespace) -> int:
             "Enrollment link for the existing IAM user {name}, who is in the MFA group now."
         ).format(name=result.user_name)
     _print_link(result, headline)
+    return 0
+
+
+def cmd_set_email(args: argparse.Namespace) -> int:
+    from app.services.contacts import change_email
+
+    name = change_email(_portal(), user_name=args.user, email=args.email, actor=CLI_ACTOR)
+    print(_("Links for {name} now go to {email}.").format(name=name, email=args.email.strip()))
     return 0
 
 
@@ -499,6 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "name", metavar="NAME", help=_("who uses it, e.g. hr-system (shown in the audit)")
     )
+    p.add_argument(
+        "--scope",
+        action="append",
+        metavar="S",
+        help=_(
+            "what it may do (repeatable): users:read, invitations:write, users:lifecycle, "
+            "users:adopt, users:delete; default: users:read and invitations:write"
+        ),
+    )
     p.set_defaults(func=cmd_create_api_token)
 
     p = sub.add_parser("status", help=_("read IAM and list every user with its status"))
@@ -522,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reset-mfa", help=_("lost phone: remove MFA and password, new link"))
     p.add_argument("user", metavar="USER", help=_("IAM user name"))
     p.add_argument("--yes", action="store_true", help=_("do not ask for confirmation"))
-    p.add_argument("--email", help=_("where the link goes, if the portal knows no address"))
+    p.add_argument("--email", help=_("the email on record, to check it (links go only there)"))
     p.set_defaults(func=cmd_reset_mfa)
 
     p = sub.add_parser("offboard", help=_("remove everything attached to a user, then the user"))
@@ -539,7 +563,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace-login-profile", action="store_true", help=_("give a new console password")
     )
     p.add_argument("--group", action="append", help=_("extra group granted after MFA (repeatable)"))
+    p.add_argument(
+        "--allow-privileged",
+        action="store_true",
+        help=_("adopt a user holding more than the portal can grant (audited)"),
+    )
     p.set_defaults(func=cmd_send_link)
+
+    p = sub.add_parser("set-email", help=_("change where a managed user's links go"))
+    p.add_argument("user", metavar="USER", help=_("IAM user name"))
+    p.add_argument("--email", required=True, help=_("the person's email address"))
+    p.set_defaults(func=cmd_set_email)
 
     p = sub.add_parser("housekeeping", help=_("run the periodic chores once"))
     p.set_defaults(func=cmd_housekeeping)

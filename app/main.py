@@ -16,6 +16,7 @@ from app.aws.iam import AwsTime, aws_time
 from app.services import housekeeping
 from app.services.portal import Portal
 from app.web import (
+    admin_adopt,
     admin_audit,
     admin_auth,
     admin_invite,
@@ -149,6 +150,7 @@ def create_app(portal: Portal) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(users.router)
     app.include_router(lifecycle.router)
+    app.include_router(admin_adopt.router)
     app.include_router(admin_audit.router)
 
     @app.get("/healthz", include_in_schema=False)

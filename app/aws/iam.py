@@ -28,6 +28,8 @@ from app.i18n import _
 MANAGED_TAG = "iam-onboard:managed"
 INVITATION_TAG = "iam-onboard:invitation"
 EMAIL_TAG = "iam-onboard:email"
+# Break-glass and admin users: the portal never touches them (and its IAM policy says so too).
+PROTECTED_TAG = "iam-onboard:protected"
 # The names IAM can hold (its UserName pattern and length); no user has any other name.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
@@ -417,6 +419,7 @@ __all__ = [
     "INVITATION_TAG",
     "IamGateway",
     "MANAGED_TAG",
+    "PROTECTED_TAG",
     "MfaDevice",
     "UserResources",
     "VirtualDevice",

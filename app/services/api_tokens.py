@@ -20,9 +20,41 @@ MAX_NAME = 128
 # Writing last_used_at on every API call would turn each read into a write.
 _TOUCH_EVERY = timedelta(seconds=60)
 
+# What each scope opens (the API routes name the scope they need).
+SCOPES = {
+    "users:read": "GET /api/v1/users, GET /api/v1/users/{name}",
+    "invitations:write": "POST /api/v1/invitations",
+    "users:lifecycle": "POST /api/v1/users/{name}/resend, /revoke, /reset-mfa",
+    "users:adopt": "POST /api/v1/users/{name}/send-link (brings an existing user under the portal)",
+    "users:delete": "DELETE /api/v1/users/{name}, and revoke with delete_user",
+}
+# A new token reads and invites; anything that hands someone a way into an existing user
+# (a link for it, a reset, a delete) must be asked for by name.
+DEFAULT_SCOPES = ("users:read", "invitations:write")
 
-def create_api_token(portal: Portal, *, name: str, actor: Actor = CLI_ACTOR) -> str:
+
+def check_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
+    """The scopes in a stable order, or a ValidationError naming the unknown one."""
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise ValidationError(
+                _("Unknown scope {scope}; choose from {choices}.").format(
+                    scope=scope, choices=", ".join(SCOPES)
+                ),
+                field="scope",
+            )
+    return [s for s in SCOPES if s in scopes]
+
+
+def create_api_token(
+    portal: Portal,
+    *,
+    name: str,
+    scopes: list[str] | tuple[str, ...] = DEFAULT_SCOPES,
+    actor: Actor = CLI_ACTOR,
+) -> str:
     """Create a token named `name` and return it; this is the only time it is ever shown."""
+    granted = check_scopes(scopes)
     name = name.strip()
     if not name or len(name) > MAX_NAME or not name.isprintable():
         raise ValidationError(
@@ -41,8 +73,17 @@ def create_api_token(portal: Portal, *, name: str, actor: Actor = CLI_ACTOR) -> 
                     name=name
                 )
             )
-        session.add(ApiToken(name=name, token_hash=hash_token(raw), created_at=portal.clock()))
-    audit.record(portal, actor=actor, action="api_token.create", detail=f"name={name}")
+        session.add(
+            ApiToken(
+                name=name, token_hash=hash_token(raw), scopes=granted, created_at=portal.clock()
+            )
+        )
+    audit.record(
+        portal,
+        actor=actor,
+        action="api_token.create",
+        detail=f"name={name}; scopes={' '.join(granted)}",
+    )
     return raw
 
 

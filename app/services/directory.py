@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.aws.errors import AwsError, NoSuchEntity
-from app.aws.iam import IamGateway, MfaDevice
+from app.aws.iam import EMAIL_TAG, MANAGED_TAG, PROTECTED_TAG, IamGateway, MfaDevice
 from app.errors import Conflict, NotFound
 from app.i18n import _
 from app.services import audit, leases
@@ -432,6 +432,9 @@ class UserDetail:
     user_name: str
     status: str
     exists_in_iam: bool
+    managed: bool  # tagged iam-onboard:managed=true: the portal may act on it
+    protected: bool  # tagged iam-onboard:protected=true: the portal never acts on it
+    email_on_record: str  # the iam-onboard:email tag
     user_id: str | None
     arn: str | None
     created_at: datetime | None
@@ -479,8 +482,10 @@ def user_detail(portal: Portal, name: str) -> UserDetail:
     devices: list[MfaDevice] = []
     profile: dict[str, Any] | None = None
     keys: list[AccessKeyFacts] = []
+    tags: dict[str, str] = {}
     if user is not None:
         name = user["UserName"]  # IAM's spelling
+        tags = iam.user_tags(name)
         groups = iam.groups_for_user(name)
         devices = iam.mfa_devices(name)
         profile = iam.login_profile(name)
@@ -522,6 +527,9 @@ def user_detail(portal: Portal, name: str) -> UserDetail:
             now=portal.clock(),
         ),
         exists_in_iam=user is not None,
+        managed=tags.get(MANAGED_TAG, "").lower() == "true",
+        protected=tags.get(PROTECTED_TAG, "").lower() == "true",
+        email_on_record=tags.get(EMAIL_TAG, ""),
         user_id=(user or {}).get("UserId"),
         arn=(user or {}).get("Arn"),
         created_at=_aware((user or {}).get("CreateDate")),

@@ -26,9 +26,9 @@ from app.i18n import _
 from app.mail import retry_unsent
 from app.security.tokens import hash_token, new_token
 from app.services import audit, leases
+from app.services.adoption import finish_existing
 from app.services.enrollment import expire_enrollments
 from app.services.invitations import LIVE_STATES, finish_invitation
-from app.services.lifecycle import finish_existing
 from app.services.lifecycle_steps import (
     delete_unassigned_device,
     iam_step,

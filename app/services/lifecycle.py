@@ -1,22 +1,24 @@
-"""The rest of the lifecycle: resend, revoke, lost phone, existing users, offboarding."""
+"""The rest of the lifecycle: resend, revoke, lost phone, offboarding.
+
+Each acts only on users the portal manages (app.services.ownership); existing users are
+adopted in app.services.adoption.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from app.aws.errors import AwsError
-from app.aws.iam import EMAIL_TAG, INVITATION_TAG, IamGateway, UserResources
+from app.aws.iam import INVITATION_TAG, IamGateway, UserResources
 from app.errors import Conflict, NotFound, PortalError, ValidationError
 from app.i18n import _
 from app.services import audit
-from app.services.invitations import EMAIL, LIVE_STATES, finish_invitation, validate_invite
+from app.services.invitations import EMAIL, finish_invitation
 from app.services.lifecycle_steps import (
-    KeyInUse,
     LinkResult,
     abandon_enrollments,
     delete_unassigned_device,
@@ -26,13 +28,13 @@ from app.services.lifecycle_steps import (
     latest_invitation,
     link_expiry,
     link_result,
+    new_existing_invitation,
     revoke_live,
 )
+from app.services.ownership import require_managed
 from app.services.portal import Actor, Portal
 from app.services.statuses import state_label
 from app.store.models import Invitation
-
-KEY_IN_USE_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,11 @@ class OffboardReport:
     removed: list[str] = field(default_factory=list)
 
 
-def _require_user(iam: IamGateway, user_name: str) -> dict[str, Any]:
-    user = iam.get_user(user_name.strip())
-    if user is None:
-        raise NotFound(_("There is no IAM user named {name}.").format(name=user_name))
-    return user
+def _require_managed_if_present(portal: Portal, inv: Invitation) -> None:
+    """A waiting link's user, when it exists in IAM, must be one the portal manages."""
+    iam = portal.iam()
+    if iam.user_exists(inv.user_name):
+        require_managed(iam, inv.user_name)
 
 
 # -- resend and revoke ------------------------------------------------------------------------
@@ -60,6 +62,8 @@ def resend(portal: Portal, *, user_name: str, actor: Actor) -> LinkResult:
     inv = latest_invitation(portal, user_name)
     if inv is None:
         raise NotFound(_("{name} has no invitation to resend.").format(name=user_name))
+    if inv.status != "creating":  # a half-made invite's user may not carry its tags yet
+        _require_managed_if_present(portal, inv)
     if inv.status == "creating":  # an invite cut short: finishing it issues the link
         result = finish_invitation(portal, invitation_id=inv.id, actor=actor)
         return link_result(portal, inv.id, result.link.rsplit("/", 1)[1], reason="invite")
@@ -96,6 +100,8 @@ def revoke(
     if inv is None:
         raise NotFound(_("{name} has no invitation to revoke.").format(name=user_name))
     name = inv.user_name
+    if inv.status != "creating":
+        _require_managed_if_present(portal, inv)
     if inv.status == "used":
         raise Conflict(
             _(
@@ -155,16 +161,26 @@ def _check_never_enrolled(iam: IamGateway, inv: Invitation) -> None:
 def reset_mfa(
     portal: Portal, *, user_name: str, actor: Actor, email: str | None = None
 ) -> LinkResult:
-    """Lost phone: MFA devices and console password removed, a new enrollment link issued."""
+    """Lost phone: MFA devices and console password removed, a new link sent to the email on
+    record. `email`, when given, must be that email: a reset never changes where links go."""
     iam = portal.iam()
-    user = _require_user(iam, user_name)
-    name = str(user["UserName"])
-    latest = latest_invitation(portal, name)
-    known = latest.email if latest else iam.user_tags(name).get(EMAIL_TAG, "")
-    email = (email or "").strip() or known
-    if not EMAIL.fullmatch(email):
+    owner = require_managed(iam, user_name)
+    name = owner.user_name
+    if not EMAIL.fullmatch(owner.email):
         raise ValidationError(
-            _("No email address is known for {name}; give one.").format(name=name), field="email"
+            _("No email address is on record for {name}; set one on its page first.").format(
+                name=name
+            ),
+            field="email",
+        )
+    given = (email or "").strip()
+    if given and given.lower() != owner.email.lower():
+        raise ValidationError(
+            _(
+                "The email on record for {name} is {email}; the new link goes there. To send "
+                "it elsewhere, change the email on the user's page first."
+            ).format(name=name, email=owner.email),
+            field="email",
         )
     retired = revoke_live(portal, user_name=name, actor=actor, why="replaced by reset-mfa")
     step = partial(iam_step, portal, actor=actor, iam=iam, user=name)
@@ -187,10 +203,10 @@ def reset_mfa(
         call=partial(iam.delete_login_profile, name),
     )
     ensure_in_mfa_group(portal, iam=iam, user=name, actor=actor)
-    inv_id = _new_existing_invitation(
+    inv_id = new_existing_invitation(
         portal,
         name=name,
-        email=email,
+        email=owner.email,
         extra_groups=list(dict.fromkeys(g for r in retired for g in r.extra_groups)),
         replace_login_profile=True,  # the old one is gone; enrollment makes a new one
         enforce_at=None,
@@ -215,128 +231,6 @@ def _delete_freed_devices(portal: Portal, iam: IamGateway, name: str, actor: Act
             delete_unassigned_device(
                 portal, iam=iam, serial=device.serial, user_name=name, actor=actor
             )
-
-
-def _new_existing_invitation(
-    portal: Portal,
-    *,
-    name: str,
-    email: str,
-    extra_groups: list[str],
-    replace_login_profile: bool,
-    enforce_at: datetime | None,
-    actor: Actor,
-) -> str:
-    now = portal.clock()
-    with portal.db.session() as s:
-        inv = Invitation(
-            user_name=name,
-            user_name_key=name.lower(),
-            email=email,
-            extra_groups=extra_groups,
-            invited_by=actor.name,
-            existing_user=True,
-            replace_login_profile=replace_login_profile,
-            enforce_at=enforce_at,
-            created_at=now,
-            expires_at=link_expiry(portal, enforce_at),
-        )
-        s.add(inv)
-        s.flush()
-        return inv.id
-
-
-# -- existing IAM users -------------------------------------------------------------------------
-def access_key_warnings(portal: Portal, *, user_name: str) -> list[KeyInUse]:
-    """Access keys used in the last 30 days: programs using them will need MFA sessions."""
-    iam = portal.iam()
-    since = portal.clock() - timedelta(days=KEY_IN_USE_DAYS)
-    keys = []
-    for key in iam.access_keys(user_name):
-        used = iam.access_key_last_used(key["AccessKeyId"])
-        if used is not None and used >= since:
-            keys.append(KeyInUse(access_key_id=key["AccessKeyId"], last_used=used))
-    return keys
-
-
-def invite_existing_user(
-    portal: Portal,
-    *,
-    user_name: str,
-    email: str,
-    deadline: datetime | None = None,
-    replace_login_profile: bool = False,
-    extra_groups: list[str] | None = None,
-    actor: Actor,
-) -> LinkResult:
-    """Send an enrollment link to an IAM user the portal did not create; no user is created."""
-    user_name, email, groups = validate_invite(
-        portal, user_name=user_name, email=email, extra_groups=extra_groups or []
-    )
-    if deadline is not None and deadline <= portal.clock():
-        raise ValidationError(_("Choose a deadline in the future."), field="deadline")
-    iam = portal.iam()
-    user = iam.get_user(user_name)
-    if user is None:
-        raise NotFound(
-            _("There is no IAM user named {name}; invite it as a new user instead.").format(
-                name=user_name
-            )
-        )
-    name = str(user["UserName"])
-    latest = latest_invitation(portal, name)
-    if latest is not None and latest.status in LIVE_STATES:
-        raise Conflict(
-            _("{name} already has a pending enrollment link; resend it instead.").format(name=name)
-        )
-    keys = access_key_warnings(portal, user_name=name)
-    warnings = [
-        _(
-            "Access key {key} was used on {when}: programs using it will need MFA session "
-            "credentials (aws sts get-session-token) once {name} is in the MFA group."
-        ).format(key=k.access_key_id, when=f"{k.last_used:%Y-%m-%d}", name=name)
-        for k in keys
-    ]
-    devices = iam.mfa_devices(name)
-    if devices:
-        warnings.append(
-            _("{name} already has {n} MFA device(s); enrolling adds one more.").format(
-                name=name, n=len(devices)
-            )
-        )
-    inv_id = _new_existing_invitation(
-        portal,
-        name=name,
-        email=email,
-        extra_groups=groups,
-        replace_login_profile=replace_login_profile,
-        enforce_at=deadline,
-        actor=actor,
-    )
-    token = finish_existing(portal, invitation_id=inv_id, actor=actor)
-    when = f"MFA group at {deadline:%Y-%m-%d %H:%M} UTC" if deadline else "MFA group now"
-    audit.record(
-        portal, actor=actor, action="send_link", target_user=name, detail=f"{email}; {when}"
-    )
-    result = link_result(portal, inv_id, token, reason="existing")
-    return dataclasses.replace(result, keys_in_use=tuple(keys), warnings=tuple(warnings))
-
-
-def finish_existing(portal: Portal, *, invitation_id: str, actor: Actor) -> str:
-    """Enforce-now joins the MFA group, then the link is issued; returns the raw token."""
-    with portal.db.session() as s:
-        inv = s.get(Invitation, invitation_id)
-        assert inv is not None
-    if inv.enforce_at is None:
-        try:
-            ensure_in_mfa_group(portal, iam=portal.iam(), user=inv.user_name, actor=actor)
-        except AwsError as exc:
-            with portal.db.session() as s:
-                row = s.get(Invitation, invitation_id)
-                assert row is not None
-                row.status, row.last_error = "failed", exc.message
-            raise
-    return issue_link(portal, invitation_id, expires_at=link_expiry(portal, inv.enforce_at))
 
 
 # -- offboarding ------------------------------------------------------------------------------
@@ -401,13 +295,13 @@ def describe_resources(res: UserResources) -> list[str]:
 def offboard_plan(portal: Portal, *, user_name: str) -> UserResources:
     """The dry run: everything attached to the user that offboarding would remove."""
     iam = portal.iam()
-    return iam.user_resources(str(_require_user(iam, user_name)["UserName"]))
+    return iam.user_resources(require_managed(iam, user_name).user_name)
 
 
 def offboard(portal: Portal, *, user_name: str, actor: Actor) -> OffboardReport:
     """Remove everything attached to the user in the order AWS requires, then the user."""
     iam = portal.iam()
-    name = str(_require_user(iam, user_name)["UserName"])
+    name = require_managed(iam, user_name).user_name
     if iam.caller_identity()["arn"].endswith(f":user/{name}"):
         raise Conflict(_("{name} is the portal's own AWS identity.").format(name=name))
     revoke_live(portal, user_name=name, actor=actor, why="user offboarded")

@@ -6,15 +6,16 @@ Read-only: IAM is read, nothing is changed (these back the GET pages of the admi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from app.aws.iam import EMAIL_TAG, IamGateway, MfaDevice
-from app.errors import NotFound, ValidationError
+from app.aws.iam import MfaDevice
+from app.errors import ValidationError
 from app.i18n import _
+from app.services.adoption import access_key_warnings
 from app.services.directory import UserDetail
 from app.services.invitations import LIVE_STATES
-from app.services.lifecycle import access_key_warnings, describe_resources
-from app.services.lifecycle_steps import KeyInUse, latest_invitation
+from app.services.lifecycle import describe_resources
+from app.services.lifecycle_steps import KeyInUse
+from app.services.ownership import beyond_portal_grants, ownership, require_managed
 from app.services.portal import Portal
 from app.store.models import Invitation
 
@@ -32,10 +33,18 @@ class UserActions:
     reset_mfa: bool = False
     send_link: bool = False
     offboard: bool = False
+    change_email: bool = False
 
     @property
     def any(self) -> bool:
-        return self.resend or self.revoke or self.reset_mfa or self.send_link or self.offboard
+        return (
+            self.resend
+            or self.revoke
+            or self.reset_mfa
+            or self.send_link
+            or self.offboard
+            or self.change_email
+        )
 
 
 def _latest(invitations: list[Invitation]) -> Invitation | None:
@@ -45,8 +54,11 @@ def _latest(invitations: list[Invitation]) -> Invitation | None:
 
 
 def user_actions(detail: UserDetail) -> UserActions:
-    """Resend/revoke for a waiting link, reset for MFA, send-link without a live link, offboard."""
-    inv = _latest(detail.invitations)
+    """Resend/revoke for a waiting link, reset for MFA, send-link without a live link, offboard;
+    nothing on a protected user, only adoption (send-link) on one the portal does not manage."""
+    if detail.exists_in_iam and detail.protected:
+        return UserActions()
+    inv = _latest([i for i in detail.invitations if i.status != "failed"])
     waiting = inv is not None and inv.status in RESENDABLE
     enrolled = inv is not None and inv.status == "used"
     never_enrolled = (
@@ -58,6 +70,8 @@ def user_actions(detail: UserDetail) -> UserActions:
         and not detail.login_profile
         and not detail.access_keys
     )
+    if detail.exists_in_iam and not detail.managed:
+        return UserActions(send_link=not waiting)
     return UserActions(
         resend=waiting,
         revoke=waiting,
@@ -65,27 +79,17 @@ def user_actions(detail: UserDetail) -> UserActions:
         reset_mfa=detail.exists_in_iam and (bool(detail.mfa_devices) or enrolled),
         send_link=detail.exists_in_iam and not waiting and not enrolled,
         offboard=detail.exists_in_iam,
+        change_email=detail.exists_in_iam,
     )
-
-
-def _require_user(iam: IamGateway, user_name: str) -> dict[str, Any]:
-    user = iam.get_user(user_name.strip())
-    if user is None:
-        raise NotFound(_("There is no IAM user named {name}.").format(name=user_name))
-    return user
-
-
-def _known_email(portal: Portal, iam: IamGateway, name: str) -> str:
-    latest = latest_invitation(portal, name)
-    if latest is not None and latest.email:
-        return latest.email
-    return iam.user_tags(name).get(EMAIL_TAG, "")
 
 
 @dataclass(frozen=True)
 class SendLinkPlan:
     user_name: str
-    email: str  # the portal's record or the iam-onboard:email tag; "" when unknown
+    email: str  # the iam-onboard:email tag (the email on record); "" when unknown
+    managed: bool  # False: sending the link adopts the user
+    protected: bool  # True: the portal never touches it
+    beyond_grants: list[str]  # what an unmanaged user holds that the portal could not grant
     has_login_profile: bool
     mfa_devices: list[MfaDevice]
     in_mfa_group: bool
@@ -93,13 +97,19 @@ class SendLinkPlan:
 
 
 def send_link_plan(portal: Portal, *, user_name: str) -> SendLinkPlan:
-    """The send-link form's defaults and warnings (access keys used in the last 30 days)."""
+    """The send-link form's defaults and warnings (access keys used in the last 30 days), and
+    whether the user may be adopted at all."""
     iam = portal.iam()
-    name = str(_require_user(iam, user_name)["UserName"])
+    owner = ownership(iam, user_name)
+    name = owner.user_name
     groups = {g.lower() for g in iam.groups_for_user(name)}
+    held = [] if owner.managed else beyond_portal_grants(portal, iam, name)
     return SendLinkPlan(
         user_name=name,
-        email=_known_email(portal, iam, name),
+        email=owner.email,
+        managed=owner.managed,
+        protected=owner.protected,
+        beyond_grants=held,
         has_login_profile=iam.login_profile(name) is not None,
         mfa_devices=iam.mfa_devices(name),
         in_mfa_group=portal.settings.mfa_group.lower() in groups,
@@ -118,10 +128,11 @@ class ResetPlan:
 def reset_plan(portal: Portal, *, user_name: str) -> ResetPlan:
     """What a lost-device reset removes, and where the new link would go."""
     iam = portal.iam()
-    name = str(_require_user(iam, user_name)["UserName"])
+    owner = require_managed(iam, user_name)
+    name = owner.user_name
     return ResetPlan(
         user_name=name,
-        email=_known_email(portal, iam, name),
+        email=owner.email,
         mfa_devices=iam.mfa_devices(name),
         has_login_profile=iam.login_profile(name) is not None,
     )
@@ -136,7 +147,7 @@ class OffboardPreview:
 def offboard_preview(portal: Portal, *, user_name: str) -> OffboardPreview:
     """The dry run: every thing attached to the user, as offboarding would remove it."""
     iam = portal.iam()
-    name = str(_require_user(iam, user_name)["UserName"])
+    name = require_managed(iam, user_name).user_name
     return OffboardPreview(user_name=name, items=describe_resources(iam.user_resources(name)))
 
 

@@ -53,10 +53,16 @@ def mail_enabled(portal: Portal) -> bool:
 
 
 def latest_invitation(portal: Portal, user_name: str) -> Invitation | None:
-    """The newest invitation of this user name (IAM names ignore case)."""
+    """The newest invitation of this user name (IAM names ignore case) that ever stood for the
+    user: a refused or failed one (a name already taken, an IAM error) never did, so it never
+    decides what resend or reset do, nor where their links go."""
     with portal.db.session() as s:
         rows = list(
-            s.scalars(select(Invitation).where(Invitation.user_name_key == user_name.lower()))
+            s.scalars(
+                select(Invitation)
+                .where(Invitation.user_name_key == user_name.lower())
+                .where(Invitation.status != "failed")
+            )
         )
     # A live invitation wins a tie: two can be made within one tick of a coarse clock.
     rows.sort(key=lambda r: (r.created_at, r.status in LIVE_STATES), reverse=True)
@@ -251,3 +257,33 @@ def link_result(portal: Portal, invitation_id: str, token: str, *, reason: str) 
         mailed=mail_link(portal, inv=inv, link=link, reason=reason),
         enforce_at=inv.enforce_at,
     )
+
+
+def new_existing_invitation(
+    portal: Portal,
+    *,
+    name: str,
+    email: str,
+    extra_groups: list[str],
+    replace_login_profile: bool,
+    enforce_at: datetime | None,
+    actor: Actor,
+) -> str:
+    """A new invitation for a user that already exists in IAM; returns its id."""
+    now = portal.clock()
+    with portal.db.session() as s:
+        inv = Invitation(
+            user_name=name,
+            user_name_key=name.lower(),
+            email=email,
+            extra_groups=extra_groups,
+            invited_by=actor.name,
+            existing_user=True,
+            replace_login_profile=replace_login_profile,
+            enforce_at=enforce_at,
+            created_at=now,
+            expires_at=link_expiry(portal, enforce_at),
+        )
+        s.add(inv)
+        s.flush()
+        return inv.id

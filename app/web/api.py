@@ -5,6 +5,7 @@ Errors always have the shape {"error": {"code": ..., "message": ...}} (app/web/e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.errors import PortalError
 from app.i18n import _
 from app.services import api_tokens, directory, idempotency, statuses
 from app.services.directory import DirectoryRow, UserDetail
@@ -32,6 +34,12 @@ class ApiCaller:
     token_id: str
     name: str
     actor: Actor
+    scopes: frozenset[str]
+
+
+class MissingScope(PortalError):
+    status = 403
+    code = "insufficient_scope"
 
 
 def require_token(
@@ -47,10 +55,32 @@ def require_token(
             detail=_("A valid API token is required: send Authorization: Bearer <token>."),
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return ApiCaller(token.id, token.name, Actor(f"api:{token.name}", client_ip(request)))
+    actor = Actor(f"api:{token.name}", client_ip(request))
+    return ApiCaller(token.id, token.name, actor, frozenset(token.scopes or ()))
 
 
 CallerDep = Annotated[ApiCaller, Depends(require_token)]
+
+
+def check_scope(caller: ApiCaller, scope: str) -> None:
+    """403 naming the scope the call needs, when the token lacks it."""
+    if scope not in caller.scopes:
+        raise MissingScope(
+            _(
+                "This API token lacks the scope {scope}. Create a token with "
+                "`iam-onboard create-api-token NAME --scope {scope}`."
+            ).format(scope=scope)
+        )
+
+
+def scoped(scope: str) -> Callable[[ApiCaller], ApiCaller]:
+    """A dependency: the caller, when its token holds `scope` (api_tokens.SCOPES)."""
+
+    def dependency(caller: CallerDep) -> ApiCaller:
+        check_scope(caller, scope)
+        return caller
+
+    return dependency
 
 
 # -- schemas (documented at /openapi.json) -----------------------------------------------------
@@ -263,6 +293,7 @@ def _detail_out(d: UserDetail) -> UserDetailOut:
 API_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "A value the portal or AWS IAM cannot accept."},
     401: {"model": ErrorOut, "description": "No API token, or not a valid one."},
+    403: {"model": ErrorOut, "description": "The token lacks the scope this call needs."},
     422: {"model": ErrorOut, "description": "A malformed request: a parameter or the body."},
     502: {"model": ErrorOut, "description": "AWS IAM refused the portal's call."},
     503: {"model": ErrorOut, "description": "AWS IAM is unreachable or throttling; try later."},
@@ -290,7 +321,7 @@ router = APIRouter(
 def create_invitation(
     body: InvitationIn,
     portal: PortalDep,
-    caller: CallerDep,
+    caller: Annotated[ApiCaller, Depends(scoped("invitations:write"))],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -299,7 +330,8 @@ def create_invitation(
         ),
     ] = None,
 ) -> JSONResponse:
-    """Create the IAM user inside the MFA group and a single-use enrollment link."""
+    """Create the IAM user inside the MFA group and a single-use enrollment link (scope
+    `invitations:write`)."""
 
     def invite() -> tuple[int, dict[str, Any]]:
         result = invite_user(
@@ -337,7 +369,7 @@ def create_invitation(
 @router.get("/users", response_model=UsersPage)
 def list_users(
     portal: PortalDep,
-    caller: CallerDep,
+    caller: Annotated[ApiCaller, Depends(scoped("users:read"))],
     status: Annotated[
         str | None,
         Query(description="A status as written (`invite expired`) or as a slug (`invite_expired`)"),
@@ -347,7 +379,7 @@ def list_users(
     per_page: Annotated[int, Query(ge=1, le=directory.MAX_PER_PAGE)] = 50,
     refresh: Annotated[bool, Query(description="Read IAM first, like the refresh button")] = False,
 ) -> UsersPage:
-    """Every IAM user of the account with its status, one page at a time."""
+    """Every IAM user of the account with its status, one page at a time (scope `users:read`)."""
     if refresh:
         directory.refresh_directory(portal, actor=caller.actor)
     listing = directory.list_users(portal, status=status, query=q, page=page, per_page=per_page)
@@ -368,6 +400,11 @@ def list_users(
     response_model=UserDetailOut,
     responses={404: {"model": ErrorOut, "description": "No such IAM user."}},
 )
-def get_user(name: str, portal: PortalDep) -> UserDetailOut:
-    """One user, checked live in IAM, with the invitation, enrollment and audit timeline."""
+def get_user(
+    name: str,
+    portal: PortalDep,
+    caller: Annotated[ApiCaller, Depends(scoped("users:read"))],
+) -> UserDetailOut:
+    """One user, checked live in IAM, with the invitation, enrollment and audit timeline
+    (scope `users:read`)."""
     return _detail_out(directory.user_detail(portal, name))

@@ -1,14 +1,15 @@
-"""The lifecycle in the admin console: resend, revoke, lost device, send a link, offboard.
+"""The lifecycle in the admin console: resend, revoke, lost device, offboard (sending a link to
+an existing user and its contact email: app/web/admin_adopt.py).
 
-Reset, revoke-with-delete and offboard ask for a fresh portal TOTP code (step-up). A new link
-is shown once, on the page answering the POST: it never sits in a URL or a redirect.
+Everything that hands someone a way into an existing account (reset, send a link / adopt,
+revoke-with-delete, offboard, changing the email) asks for a fresh portal TOTP code (step-up).
+A new link is shown once, on the page answering the POST: it never sits in a URL or a redirect.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -33,14 +34,14 @@ env.globals["lifecycle_actions"] = lifecycle_plans.user_actions
 FormText = Annotated[str, Form(max_length=320)]
 
 
-def _status(exc: PortalError) -> int:
+def refusal_status(exc: PortalError) -> int:
     """A refusal of the portal's own is a 400 like any form error; AWS trouble keeps its own."""
     if isinstance(exc, (Conflict, ValidationError)):
         return 400
     return exc.status if 400 <= exc.status < 600 else 400
 
 
-def _step_up(
+def step_up(
     request: Request, portal: PortalDep, admin: AdminContext, code: str, purpose: str
 ) -> str | None:
     """None when the code is good, else the message for the code field."""
@@ -80,7 +81,7 @@ def _deliver(portal: PortalDep, result: LinkResult) -> tuple[MailDelivery | None
         return None, True
 
 
-def _link_page(
+def link_page(
     request: Request, portal: PortalDep, result: LinkResult, *, headline: str, done: list[str]
 ) -> Response:
     delivery, mail_failed = _deliver(portal, result)
@@ -98,7 +99,7 @@ def _link_page(
     )
 
 
-def _done_page(
+def done_page(
     request: Request,
     *,
     user_name: str,
@@ -120,7 +121,7 @@ def _done_page(
     )
 
 
-def _user_page(
+def user_page(
     request: Request, portal: PortalDep, name: str, *, errors: dict[str, str], status_code: int
 ) -> Response:
     """The user page again, with an action's errors under its fields."""
@@ -146,8 +147,8 @@ def resend(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> R
         raise
     except PortalError as exc:
         errors = {"resend": exc.message}
-        return _user_page(request, portal, name, errors=errors, status_code=_status(exc))
-    return _link_page(
+        return user_page(request, portal, name, errors=errors, status_code=refusal_status(exc))
+    return link_page(
         request,
         portal,
         result,
@@ -167,16 +168,16 @@ def revoke(
 ) -> Response:
     delete = bool(delete_user)
     if delete:
-        problem = _step_up(request, portal, admin, code, f"revoke and delete {name}")
+        problem = step_up(request, portal, admin, code, f"revoke and delete {name}")
         if problem is not None:
-            return _user_page(request, portal, name, errors={"code": problem}, status_code=400)
+            return user_page(request, portal, name, errors={"code": problem}, status_code=400)
     try:
         result = lifecycle.revoke(portal, user_name=name, delete_user=delete, actor=admin.actor)
     except NotFound:
         raise
     except PortalError as exc:
         errors = {"revoke": exc.message}
-        return _user_page(request, portal, name, errors=errors, status_code=_status(exc))
+        return user_page(request, portal, name, errors=errors, status_code=refusal_status(exc))
     done = [_("The enrollment link of {name} no longer works.").format(name=result.user_name)]
     if result.user_deleted:
         done.append(
@@ -186,7 +187,7 @@ def revoke(
         )
     elif delete:
         done.append(_("The IAM user {name} was already gone.").format(name=result.user_name))
-    return _done_page(
+    return done_page(
         request,
         user_name=result.user_name,
         headline=_("Invitation of {name} revoked").format(name=result.user_name),
@@ -231,7 +232,7 @@ def reset_mfa(
     email: FormText = "",
     code: FormText = "",
 ) -> Response:
-    problem = _step_up(request, portal, admin, code, f"reset MFA of {name}")
+    problem = step_up(request, portal, admin, code, f"reset MFA of {name}")
     if problem is not None:
         return _reset_page(
             request, portal, name, email=email, errors={"code": problem}, status_code=400
@@ -246,9 +247,9 @@ def reset_mfa(
     except PortalError as exc:
         errors = {"_form": exc.message}
         return _reset_page(
-            request, portal, name, email=email, errors=errors, status_code=_status(exc)
+            request, portal, name, email=email, errors=errors, status_code=refusal_status(exc)
         )
-    return _link_page(
+    return link_page(
         request,
         portal,
         result,
@@ -260,118 +261,6 @@ def reset_mfa(
                 "enrolling gives it a new temporary password."
             ),
         ],
-    )
-
-
-# -- existing IAM users -------------------------------------------------------------------------
-def _send_link_page(
-    request: Request,
-    portal: PortalDep,
-    name: str,
-    *,
-    values: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    status_code: int = 200,
-) -> Response:
-    plan = lifecycle_plans.send_link_plan(portal, user_name=name)
-    defaults = {
-        "email": plan.email,
-        "enforce": "now",
-        "deadline": "",
-        "replace_login_profile": False,
-        "groups": [],
-    }
-    return render(
-        request,
-        "admin/send_link.html",
-        {
-            "plan": plan,
-            "values": values or defaults,
-            "errors": errors or {},
-            "assignable_groups": portal.settings.assignable_groups,
-            "mfa_group": portal.settings.mfa_group,
-            # A deadline is the start of a day (UTC): today's has passed already.
-            "first_day": (portal.clock() + timedelta(days=1)).date().isoformat(),
-        },
-        status_code=status_code,
-    )
-
-
-def _parse_deadline(enforce: str, deadline: str) -> datetime | None:
-    if enforce != "deadline":
-        return None
-    if not deadline.strip():
-        raise ValidationError(_("Choose the date by which MFA is required."), field="deadline")
-    try:
-        day = datetime.strptime(deadline.strip(), "%Y-%m-%d")
-    except ValueError:
-        raise ValidationError(
-            _("Give the deadline as a date (YYYY-MM-DD)."), field="deadline"
-        ) from None
-    return day.replace(tzinfo=UTC)
-
-
-@router.get("/admin/users/{name}/send-link")
-def send_link_page(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> Response:
-    return _send_link_page(request, portal, name)
-
-
-@router.post("/admin/users/{name}/send-link")
-def send_link(
-    request: Request,
-    portal: PortalDep,
-    admin: AdminDep,
-    name: str,
-    email: FormText = "",
-    enforce: FormText = "now",
-    deadline: FormText = "",
-    replace_login_profile: FormText = "",
-    groups: Annotated[list[str] | None, Form()] = None,
-) -> Response:
-    values = {
-        "email": email,
-        "enforce": "deadline" if enforce == "deadline" else "now",
-        "deadline": deadline,
-        "replace_login_profile": bool(replace_login_profile),
-        "groups": groups or [],
-    }
-    try:
-        when = _parse_deadline(enforce, deadline)
-        result = lifecycle.invite_existing_user(
-            portal,
-            user_name=name,
-            email=email,
-            deadline=when,
-            replace_login_profile=bool(replace_login_profile),
-            extra_groups=groups or [],
-            actor=admin.actor,
-        )
-    except NotFound:
-        raise
-    except ValidationError as exc:
-        errors = {exc.field or "_form": exc.message}
-        return _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
-    except PortalError as exc:
-        return _send_link_page(
-            request,
-            portal,
-            name,
-            values=values,
-            errors={"_form": exc.message},
-            status_code=_status(exc),
-        )
-    if result.enforce_at is not None:
-        enforced = _(
-            "{name} joins the MFA group when it enrolls, or on {when} UTC, whichever comes first."
-        ).format(name=result.user_name, when=f"{result.enforce_at:%Y-%m-%d %H:%M}")
-    else:
-        enforced = _("{name} is in the MFA group now.").format(name=result.user_name)
-    return _link_page(
-        request,
-        portal,
-        result,
-        headline=_("Enrollment link for {name}").format(name=result.user_name),
-        done=[enforced, _("No new IAM user was created.")],
     )
 
 
@@ -417,7 +306,7 @@ def offboard(
         return _offboard_page(
             request, portal, name, typed=confirm_name, errors=errors, status_code=400
         )
-    problem = _step_up(request, portal, admin, code, f"offboard {preview.user_name}")
+    problem = step_up(request, portal, admin, code, f"offboard {preview.user_name}")
     if problem is not None:
         return _offboard_page(
             request, portal, name, typed=confirm_name, errors={"code": problem}, status_code=400
@@ -436,9 +325,9 @@ def offboard(
             typed=confirm_name,
             errors=errors,
             stopped=stopped,
-            status_code=_status(exc),
+            status_code=refusal_status(exc),
         )
-    return _done_page(
+    return done_page(
         request,
         user_name=report.user_name,
         headline=_("{name} was offboarded").format(name=report.user_name),

@@ -35,6 +35,7 @@ NEWCOMER = Actor("enrollee", "192.0.2.10")
 
 RESET_CALLS = [
     "GetUser",
+    "ListUserTags",  # managed, not protected; the email on record
     "ListMFADevices",
     "DeactivateMFADevice",
     "DeleteVirtualMFADevice",
@@ -46,6 +47,7 @@ RESET_WRITES = ["DeactivateMFADevice", "DeleteVirtualMFADevice", "DeleteLoginPro
 
 OFFBOARD_CALLS = [
     "GetUser",
+    "ListUserTags",  # managed, not protected
     "GetCallerIdentity",  # never the portal's own identity
     "GetLoginProfile",  # the dry run: everything attached to the user
     "ListAccessKeys",

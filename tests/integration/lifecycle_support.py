@@ -86,9 +86,14 @@ def _certificate_and_ssh_key(name: str) -> tuple[str, str]:
     return pem, ssh.decode()
 
 
-def build_busy_user(iam_client: Any, name: str) -> dict[str, Any]:
-    """A user with one of everything DeleteUser refuses to leave behind (two keys, two groups)."""
-    iam_client.create_user(UserName=name)
+MANAGED_TAGS = [{"Key": "iam-onboard:managed", "Value": "true"}]
+
+
+def build_busy_user(iam_client: Any, name: str, *, managed: bool = True) -> dict[str, Any]:
+    """A user with one of everything DeleteUser refuses to leave behind (two keys, two groups);
+    `managed`: tagged as the portal's (as an adopted user is), else one the portal never saw."""
+    tags = MANAGED_TAGS + [{"Key": "iam-onboard:email", "Value": f"{name}@example.com"}]
+    iam_client.create_user(UserName=name, Tags=tags if managed else [])
     iam_client.create_login_profile(UserName=name, Password="Sandbox-Passw0rd!")
     keys = [iam_client.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"] for _ in "ab"]
     device = iam_client.create_virtual_mfa_device(VirtualMFADeviceName=name)["VirtualMFADevice"]

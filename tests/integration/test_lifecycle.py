@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from app.aws.errors import DeleteConflict
 from app.errors import Conflict, NotFound, PortalError
+from app.services.adoption import invite_existing_user
 from app.services.directory import export_rows, refresh_directory
 from app.services.enrollment import EnrollmentLocked, LinkUnusable, start_enrollment, verify_codes
 from app.services.housekeeping import run_housekeeping
 from app.services.invitations import invite_user
 from app.services.lifecycle import (
     describe_resources,
-    invite_existing_user,
     offboard,
     offboard_plan,
     resend,

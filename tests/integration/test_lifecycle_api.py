@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services.api_tokens import create_api_token
+from app.services.api_tokens import SCOPES, create_api_token
 from app.services.invitations import invite_user
 from app.services.portal import CLI_ACTOR, Portal
 from tests.integration.lifecycle_support import build_busy_user, enroll, has_login_profile
@@ -22,7 +22,9 @@ def client(portal: Portal) -> Iterator[TestClient]:
 
 @pytest.fixture
 def hr(portal: Portal) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_api_token(portal, name='hr-system')}"}
+    """A token with every scope: what each route does (scopes: tests/security/test_ownership.py)."""
+    token = create_api_token(portal, name="hr-system", scopes=list(SCOPES))
+    return {"Authorization": f"Bearer {token}"}
 
 
 def user_names(iam_client) -> list[str]:
@@ -85,14 +87,32 @@ def test_reset_mfa_removes_devices_and_password_and_returns_a_new_link(
     assert not has_login_profile(iam_client, "ivy")
     assert enroll(portal, body["link"]) != seed1
 
-    iam_client.create_user(UserName="nomail")  # neither a tag nor an invitation gives an email
-    r = client.post("/api/v1/users/nomail/reset-mfa", headers=hr)
-    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid"
+
+def test_reset_mfa_of_nomail_created_outside_the_portal_is_now_refused_even_with_an_email(
+    client, hr, iam_client
+):
+    # Before issue 13 this answered 200 and mailed a link to whatever address the body gave.
+    iam_client.create_user(UserName="nomail")
+    for body in (None, {"email": "n@example.com"}):
+        r = client.post("/api/v1/users/nomail/reset-mfa", json=body, headers=hr)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_managed"
+    assert iam_client.list_user_tags(UserName="nomail")["Tags"] == []
+    # A managed user without an email on record gets no link either: nobody to send it to.
+    iam_client.tag_user(UserName="nomail", Tags=[{"Key": "iam-onboard:managed", "Value": "true"}])
     r = client.post("/api/v1/users/nomail/reset-mfa", json={"email": "n@example.com"}, headers=hr)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid"
 
 
-def test_delete_offboards_the_user(portal: Portal, client, hr, iam_client):
+def test_delete_of_mallory_created_outside_the_portal_is_now_refused(client, hr, iam_client):
+    # Before issue 13 this answered 200 and deleted a user the portal never created.
+    build_busy_user(iam_client, "mallory", managed=False)
+    r = client.delete("/api/v1/users/mallory", headers=hr)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_managed"
+    assert iam_client.get_user(UserName="mallory")["User"]["UserName"] == "mallory"
+    assert len(iam_client.list_access_keys(UserName="mallory")["AccessKeyMetadata"]) == 2
+
+
+def test_delete_offboards_a_managed_user(portal: Portal, client, hr, iam_client):
     made = build_busy_user(iam_client, "mallory")
     r = client.delete("/api/v1/users/mallory", headers=hr)
     assert r.status_code == 200, r.text

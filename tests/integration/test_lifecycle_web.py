@@ -23,7 +23,12 @@ from app.services.portal import CLI_ACTOR, Portal
 from app.store.models import Admin, AuditEvent, utcnow
 from tests.conftest import TEST_SECRET
 from tests.helpers import Clock, csrf_of, set_up_admin, sign_in_admin, totp_at
-from tests.integration.lifecycle_support import build_busy_user, enroll, has_login_profile
+from tests.integration.lifecycle_support import (
+    MANAGED_TAGS,
+    build_busy_user,
+    enroll,
+    has_login_profile,
+)
 
 ADA = "ada@example.com"
 LINK = re.compile(r'id="enroll-link">(http://portal\.test/enroll/[^<]+)<')
@@ -115,9 +120,10 @@ def test_the_user_page_offers_only_the_actions_that_fit(ada: SignedIn, iam_clien
     assert "/admin/users/bob/reset-mfa" in page and "/admin/users/bob/offboard" in page
     assert "/admin/users/bob/resend" not in page and "/admin/users/bob/revoke" not in page
 
-    iam_client.create_user(UserName="carol")  # made outside the portal
+    iam_client.create_user(UserName="carol")  # made outside the portal: adopting comes first
     page = ada.client.get("/admin/users/carol").text
-    assert "/admin/users/carol/send-link" in page and "/admin/users/carol/offboard" in page
+    assert "/admin/users/carol/send-link" in page and "does not manage carol" in page
+    assert "/admin/users/carol/offboard" not in page
     assert "/admin/users/carol/reset-mfa" not in page  # nothing to reset
     assert "/admin/users/carol/resend" not in page
 
@@ -204,7 +210,7 @@ def test_reset_needs_a_fresh_code_then_removes_device_and_password_and_relinks(
     assert page.status_code == 200
     serial = mfa_devices(iam_client, "ivy")[0]["SerialNumber"]
     assert serial in page.text and "console password" in page.text
-    assert 'value="ivy@example.com"' in page.text
+    assert "email on record: ivy@example.com" in page.text  # links go only there
 
     wrong = ada.post(
         "/admin/users/ivy/reset-mfa",
@@ -240,7 +246,7 @@ def test_reset_needs_a_fresh_code_then_removes_device_and_password_and_relinks(
 def test_too_many_wrong_step_up_codes_lock_the_admin_out_until_unlocked(
     ada: SignedIn, iam_client, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
 ):
-    iam_client.create_user(UserName="zed")
+    iam_client.create_user(UserName="zed", Tags=MANAGED_TAGS)
     page = ada.client.get("/admin/users/zed/offboard").text
     for _ in range(9):
         r = ada.post("/admin/users/zed/offboard", page, confirm_name="zed", code="000000")
@@ -299,6 +305,7 @@ def test_send_link_warns_about_a_key_in_use_and_enrolls_the_existing_user_by_a_d
         email="ken@example.com",
         enforce="deadline",
         deadline=deadline,
+        code=ada.code(),
     )
     assert r.status_code == 200, r.text
     link = link_on(r.text)
@@ -319,7 +326,11 @@ def test_send_link_enforced_now_and_its_form_errors(ada: SignedIn, iam_client):
     assert "Access keys in use" not in page.text
 
     r = ada.post(
-        "/admin/users/judy/send-link", page.text, email="judy@example.com", enforce="deadline"
+        "/admin/users/judy/send-link",
+        page.text,
+        email="judy@example.com",
+        enforce="deadline",
+        code=ada.code(),
     )
     assert r.status_code == 400 and "Choose the date" in r.text
     yesterday = (ada.clock.now - timedelta(days=1)).date().isoformat()
@@ -329,9 +340,16 @@ def test_send_link_enforced_now_and_its_form_errors(ada: SignedIn, iam_client):
         email="judy@example.com",
         enforce="deadline",
         deadline=yesterday,
+        code=ada.code(),
     )
     assert r.status_code == 400 and "deadline in the future" in r.text
-    r = ada.post("/admin/users/judy/send-link", page.text, email="not-an-email", enforce="now")
+    r = ada.post(
+        "/admin/users/judy/send-link",
+        page.text,
+        email="not-an-email",
+        enforce="now",
+        code=ada.code(),
+    )
     assert r.status_code == 400 and 'id="f-email-error"' in r.text
     assert groups_of(iam_client, "judy") == []  # refusals changed nothing
 
@@ -341,11 +359,14 @@ def test_send_link_enforced_now_and_its_form_errors(ada: SignedIn, iam_client):
         email="judy@example.com",
         enforce="now",
         groups=["Developers"],
+        code=ada.code(),
     )
     assert r.status_code == 200, r.text
     assert groups_of(iam_client, "judy") == ["MFA"]  # now; Developers waits for MFA
     link = link_on(r.text)
-    again = ada.post("/admin/users/judy/send-link", page.text, email="judy@example.com")
+    again = ada.post(
+        "/admin/users/judy/send-link", page.text, email="judy@example.com", code=ada.code()
+    )
     assert again.status_code == 400 and "resend it instead" in again.text
 
     enroll_now(ada, link)

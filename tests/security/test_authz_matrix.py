@@ -2,7 +2,8 @@
 
 The personas: admin A and admin B (both signed in; there is no per-admin ownership, so B may act
 on users A invited), a new hire in the middle of an enrollment, a stranger (a browser with a
-visitor cookie and no session) and an HR system with an API token (no cookie at all). TABLE says
+visitor cookie and no session) and an HR system with an API token of the default scopes
+(`users:read`, `invitations:write`; no cookie at all). TABLE says
 what each of them gets from each route. A route the app has that is not in the table fails the
 test: a new route must be thought through here before it ships.
 """
@@ -47,6 +48,12 @@ NO_ENROLLMENT = Outcome(403, text="Your enrollment session has ended")
 NO_TOKEN = Outcome(401, text="A valid API token is required")
 EXPIRED = to("/admin/sign-in?m=expired")
 NE = NO_ENROLLMENT
+
+
+def scope(name: str) -> Outcome:
+    """The token is good but lacks the scope the route needs: 403 naming it."""
+    return Outcome(403, text=f"lacks the scope {name}")
+
 
 # fmt: off
 TABLE: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
@@ -96,6 +103,7 @@ TABLE: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "POST /admin/users/{name}/reset-mfa":  (ADMIN,    ADMIN,    SIGN_IN,       SIGN_IN,  CSRF),
     "GET /admin/users/{name}/send-link":   (ADMIN,    ADMIN,    SIGN_IN,       SIGN_IN,  SIGN_IN),
     "POST /admin/users/{name}/send-link":  (ADMIN,    ADMIN,    SIGN_IN,       SIGN_IN,  CSRF),
+    "POST /admin/users/{name}/email":      (ADMIN,    ADMIN,    SIGN_IN,       SIGN_IN,  CSRF),
     "GET /admin/users/{name}/offboard":    (ADMIN,    ADMIN,    SIGN_IN,       SIGN_IN,  SIGN_IN),
     "POST /admin/users/{name}/offboard":   (ADMIN,    ADMIN,    SIGN_IN,       SIGN_IN,  CSRF),
     "GET /admin/audit":                    (ADMIN,    ADMIN,    SIGN_IN,       SIGN_IN,  SIGN_IN),
@@ -105,10 +113,12 @@ TABLE: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "POST /api/v1/invitations":            (NO_TOKEN, NO_TOKEN, NO_TOKEN,      NO_TOKEN, CREATED),
     "GET /api/v1/users":                   (NO_TOKEN, NO_TOKEN, NO_TOKEN,      NO_TOKEN, OK),
     "GET /api/v1/users/{name}":            (NO_TOKEN, NO_TOKEN, NO_TOKEN,      NO_TOKEN, OK),
-    "POST /api/v1/users/{name}/resend":    (NO_TOKEN, NO_TOKEN, NO_TOKEN,      NO_TOKEN, OK),
-    "POST /api/v1/users/{name}/revoke":    (NO_TOKEN, NO_TOKEN, NO_TOKEN,      NO_TOKEN, OK),
-    "POST /api/v1/users/{name}/reset-mfa": (NO_TOKEN, NO_TOKEN, NO_TOKEN,      NO_TOKEN, OK),
-    "DELETE /api/v1/users/{name}":         (NO_TOKEN, NO_TOKEN, NO_TOKEN,      NO_TOKEN, OK),
+    # What hands someone a way into an existing user needs a scope asked for by name.
+    "POST /api/v1/users/{name}/resend":    (NO_TOKEN,) * 4 + (scope("users:lifecycle"),),
+    "POST /api/v1/users/{name}/revoke":    (NO_TOKEN,) * 4 + (scope("users:lifecycle"),),
+    "POST /api/v1/users/{name}/reset-mfa": (NO_TOKEN,) * 4 + (scope("users:lifecycle"),),
+    "POST /api/v1/users/{name}/send-link": (NO_TOKEN,) * 4 + (scope("users:adopt"),),
+    "DELETE /api/v1/users/{name}":         (NO_TOKEN,) * 4 + (scope("users:delete"),),
 }
 # fmt: on
 EMAILS = {"admin_a": ADA, "admin_b": BOB}
@@ -197,7 +207,12 @@ def request_for(key: str, w: World, p: Persona) -> Request:
         ),
         "POST /admin/users/{name}/send-link": lambda: (
             f"/admin/users/{target('exist')}/send-link",
-            form(email=f"{target('exist')}@example.com", enforce="now"),
+            form(email=f"{target('exist')}@example.com", enforce="now", code=code()),
+            None,
+        ),
+        "POST /admin/users/{name}/email": lambda: (
+            f"/admin/users/{target('email')}/email",
+            form(email=f"{target('email')}.new@example.com", email_code=code()),
             None,
         ),
         "GET /admin/users/{name}/offboard": lambda: ("/admin/users/look/offboard", None, None),
@@ -230,6 +245,11 @@ def request_for(key: str, w: World, p: Persona) -> Request:
             f"/api/v1/users/{target('reset')}/reset-mfa",
             None,
             {},
+        ),
+        "POST /api/v1/users/{name}/send-link": lambda: (
+            f"/api/v1/users/{target('exist')}/send-link",
+            None,
+            {"email": f"{target('exist')}@example.com"},
         ),
         "DELETE /api/v1/users/{name}": lambda: (f"/api/v1/users/{target('off')}", None, None),
         "GET /healthz": lambda: ("/healthz", None, None),

@@ -37,7 +37,7 @@ ADA = "ada@example.com"
 BOB = "bob@example.com"
 PERSONAS = ("admin_a", "admin_b", "new_hire", "stranger", "api_token")
 # The users each admin acts on: admin B acts on users admin A invited (no per-admin ownership).
-TARGET_KINDS = ("resend", "revoke", "reset", "off", "exist")
+TARGET_KINDS = ("resend", "revoke", "reset", "off", "exist", "email")
 
 
 @dataclass
