@@ -23,11 +23,16 @@ from urllib.parse import unquote
 from botocore import xform_name
 
 from app.aws.errors import AwsError, NoSuchEntity, ReportNotReady, translate
+from app.aws.ownership import (
+    DEVICE_PATH,
+    EMAIL_TAG,
+    INVITATION_TAG,
+    MANAGED_TAG,
+    PROTECTED_TAG,
+    is_portal_device,
+)
 from app.i18n import _
 
-MANAGED_TAG = "iam-onboard:managed"
-INVITATION_TAG = "iam-onboard:invitation"
-EMAIL_TAG = "iam-onboard:email"
 # The names IAM can hold (its UserName pattern and length); no user has any other name.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
@@ -265,6 +270,19 @@ class IamGateway:
     def delete_policy_version(self, arn: str, version_id: str) -> None:
         self._call("DeletePolicyVersion", PolicyArn=arn, VersionId=version_id)
 
+    def policy_holders(self, arn: str) -> tuple[list[str], list[str]]:
+        """The users and the groups a managed policy is attached to (roles left out)."""
+        users: list[str] = []
+        groups: list[str] = []
+        params: dict[str, Any] = {"PolicyArn": arn, "MaxItems": 1000}
+        while True:
+            page = self._call("ListEntitiesForPolicy", **params)
+            users += [u["UserName"] for u in page.get("PolicyUsers", [])]
+            groups += [g["GroupName"] for g in page.get("PolicyGroups", [])]
+            if not page.get("IsTruncated") or not page.get("Marker"):
+                return users, groups
+            params["Marker"] = page["Marker"]
+
     def attached_user_policies(self, user: str) -> list[str]:
         pages = self._pages("ListAttachedUserPolicies", "AttachedPolicies", UserName=user)
         return [p["PolicyArn"] for p in pages]
@@ -280,8 +298,9 @@ class IamGateway:
 
     # -- MFA ------------------------------------------------------------------------------
     def create_virtual_mfa_device(self, name: str) -> VirtualDevice:
-        # No tags: tagging needs iam:TagMFADevice too; the portal's database knows its devices.
-        r = self._call("CreateVirtualMFADevice", VirtualMFADeviceName=name, Path="/")
+        # No tags: tagging needs iam:TagMFADevice too. The path marks the device as the portal's
+        # (is_portal_device): its policy lets it create and delete devices there only.
+        r = self._call("CreateVirtualMFADevice", VirtualMFADeviceName=name, Path=DEVICE_PATH)
         device = r["VirtualMFADevice"]
         seed = device["Base32StringSeed"]
         # boto3 hands blobs back as bytes; the seed is ASCII base32 text.
@@ -418,6 +437,8 @@ __all__ = [
     "IamGateway",
     "MANAGED_TAG",
     "MfaDevice",
+    "PROTECTED_TAG",
     "UserResources",
     "VirtualDevice",
+    "is_portal_device",
 ]
