@@ -1,4 +1,4 @@
-"""The command line: iam-onboard demo | serve | bootstrap | doctor | invite | status."""
+"""The command line: iam-onboard demo | serve | bootstrap | doctor | policy | invite | status."""
 
 from __future__ import annotations
 
@@ -160,6 +160,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     problems = sum(not c.ok for c in checks)
     print(_("{n} problem(s) found.").format(n=problems) if problems else _("All checks passed."))
     return 1 if problems else 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from app.aws.policy_documents import cloudformation_resource, policy_for
+
+    settings = load_settings()
+    if args.format == "cloudformation":
+        document = cloudformation_resource(args.kind, settings)
+    else:
+        document = policy_for(args.kind, settings)
+    print(json.dumps(document, indent=2))
+    return 0
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
@@ -494,6 +506,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help=_("check AWS, the MFA policy, the database and SMTP"))
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("policy", help=_("print an IAM policy for the current settings (JSON)"))
+    p.add_argument(
+        "kind",
+        choices=["runtime", "bootstrap", "mfa"],
+        help=_("runtime: the portal's identity; bootstrap: for bootstrap; mfa: the MFA group's"),
+    )
+    p.add_argument("--format", choices=["json", "cloudformation"], default="json")
+    p.set_defaults(func=cmd_policy)
 
     p = sub.add_parser("invite", help=_("create an IAM user in the MFA group and print its link"))
     p.add_argument("user", metavar="USER", help=_("IAM user name"))

@@ -138,7 +138,7 @@ def _message(kind: type[AwsError], action: str, aws_message: str) -> str:
     if kind is AccessDenied:
         return _(
             "The portal's AWS identity is not allowed to call {action}. "
-            "Add it to that identity's policy (see app/policies/runtime-policy.json)."
+            "Add it to that identity's policy (see `iam-onboard policy runtime`)."
         ).format(action=iam_action)
     if kind is Throttled:
         return _("AWS is throttling the portal's requests right now. Wait a minute and try again.")

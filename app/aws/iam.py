@@ -23,13 +23,16 @@ from urllib.parse import unquote
 from botocore import xform_name
 
 from app.aws.errors import AwsError, NoSuchEntity, ReportNotReady, translate
+from app.aws.ownership import (
+    DEVICE_PATH,
+    EMAIL_TAG,
+    INVITATION_TAG,
+    MANAGED_TAG,
+    PROTECTED_TAG,
+    is_portal_device,
+)
 from app.i18n import _
 
-MANAGED_TAG = "iam-onboard:managed"
-INVITATION_TAG = "iam-onboard:invitation"
-EMAIL_TAG = "iam-onboard:email"
-# Break-glass and admin users: the portal never touches them (and its IAM policy says so too).
-PROTECTED_TAG = "iam-onboard:protected"
 # The names IAM can hold (its UserName pattern and length); no user has any other name.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
@@ -91,6 +94,11 @@ class MfaDevice:
     user_name: str | None
     enabled_at: datetime | None
     virtual: bool
+
+    @property
+    def portal(self) -> bool:
+        """Created by the portal (under its device path): the only devices it may delete."""
+        return is_portal_device(self.serial)
 
 
 @dataclass
@@ -267,6 +275,19 @@ class IamGateway:
     def delete_policy_version(self, arn: str, version_id: str) -> None:
         self._call("DeletePolicyVersion", PolicyArn=arn, VersionId=version_id)
 
+    def policy_holders(self, arn: str) -> tuple[list[str], list[str]]:
+        """The users and the groups a managed policy is attached to (roles left out)."""
+        users: list[str] = []
+        groups: list[str] = []
+        params: dict[str, Any] = {"PolicyArn": arn, "MaxItems": 1000}
+        while True:
+            page = self._call("ListEntitiesForPolicy", **params)
+            users += [u["UserName"] for u in page.get("PolicyUsers", [])]
+            groups += [g["GroupName"] for g in page.get("PolicyGroups", [])]
+            if not page.get("IsTruncated") or not page.get("Marker"):
+                return users, groups
+            params["Marker"] = page["Marker"]
+
     def attached_user_policies(self, user: str) -> list[str]:
         pages = self._pages("ListAttachedUserPolicies", "AttachedPolicies", UserName=user)
         return [p["PolicyArn"] for p in pages]
@@ -282,8 +303,9 @@ class IamGateway:
 
     # -- MFA ------------------------------------------------------------------------------
     def create_virtual_mfa_device(self, name: str) -> VirtualDevice:
-        # No tags: tagging needs iam:TagMFADevice too; the portal's database knows its devices.
-        r = self._call("CreateVirtualMFADevice", VirtualMFADeviceName=name, Path="/")
+        # No tags: tagging needs iam:TagMFADevice too. The path marks the device as the portal's
+        # (is_portal_device): its policy lets it create and delete devices there only.
+        r = self._call("CreateVirtualMFADevice", VirtualMFADeviceName=name, Path=DEVICE_PATH)
         device = r["VirtualMFADevice"]
         seed = device["Base32StringSeed"]
         # boto3 hands blobs back as bytes; the seed is ASCII base32 text.
@@ -419,8 +441,9 @@ __all__ = [
     "INVITATION_TAG",
     "IamGateway",
     "MANAGED_TAG",
-    "PROTECTED_TAG",
     "MfaDevice",
+    "PROTECTED_TAG",
     "UserResources",
     "VirtualDevice",
+    "is_portal_device",
 ]

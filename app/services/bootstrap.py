@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.aws.policies import mfa_policy_document, policy_drift, render_policy
+from app.aws.policy_documents import DESCRIPTIONS
 from app.i18n import _
 from app.services import audit
 from app.services.portal import Actor, Portal
 
-POLICY_DESCRIPTION = "Denies everything but MFA self-registration until signed in with MFA"
+POLICY_DESCRIPTION = DESCRIPTIONS["mfa"]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.aws.errors import AwsError, NoSuchEntity
 from app.aws.iam import EMAIL_TAG, MANAGED_TAG, PROTECTED_TAG, IamGateway, MfaDevice
+from app.aws.ownership import is_true_tag
 from app.errors import Conflict, NotFound
 from app.i18n import _
 from app.services import audit, leases
@@ -527,8 +528,8 @@ def user_detail(portal: Portal, name: str) -> UserDetail:
             now=portal.clock(),
         ),
         exists_in_iam=user is not None,
-        managed=tags.get(MANAGED_TAG, "").lower() == "true",
-        protected=tags.get(PROTECTED_TAG, "").lower() == "true",
+        managed=is_true_tag(tags.get(MANAGED_TAG)),
+        protected=is_true_tag(tags.get(PROTECTED_TAG)),
         email_on_record=tags.get(EMAIL_TAG, ""),
         user_id=(user or {}).get("UserId"),
         arn=(user or {}).get("Arn"),

@@ -6,8 +6,12 @@ import smtplib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app.aws.errors import AwsError
-from app.aws.policies import find_faults, mfa_policy_document, policy_drift
+from app.aws.errors import AwsError, NoSuchEntity
+from app.aws.iam import IamGateway
+from app.aws.ownership import PROTECTED_TAG, is_true_tag
+from app.aws.policies import mfa_policy_document, policy_drift
+from app.aws.policy_documents import ADMIN_POLICIES
+from app.aws.policy_faults import find_faults
 from app.i18n import _
 from app.services.bootstrap import policy_arn
 from app.services.portal import Portal
@@ -85,6 +89,59 @@ def _aws_checks(portal: Portal) -> list[Check]:
     return checks
 
 
+def _admin_holders(iam: IamGateway) -> dict[str, list[str]]:
+    """Who holds each account-wide admin policy: user name -> how ("AdministratorAccess",
+    "IAMFullAccess through group Admins"). One call a policy, one a group: never one per user."""
+    holders: dict[str, list[str]] = {}
+    for arn in ADMIN_POLICIES:
+        policy = arn.rsplit("/", 1)[1]
+        try:
+            users, groups = iam.policy_holders(arn)
+        except NoSuchEntity:  # a partition without this AWS managed policy
+            continue
+        for user in users:
+            holders.setdefault(user, []).append(policy)
+        for group in groups:
+            via = _("{policy} through group {group}").format(policy=policy, group=group)
+            for user in iam.group_members(group):
+                holders.setdefault(user, []).append(via)
+    return holders
+
+
+def _unprotected_admin_checks(portal: Portal) -> list[Check]:
+    """Users who could take the account over but lack the tag that keeps the portal off them."""
+    iam = portal.iam()
+    try:
+        holders = _admin_holders(iam)
+        unprotected = {
+            user: how
+            for user, how in sorted(holders.items())
+            if not is_true_tag(iam.user_tags(user).get(PROTECTED_TAG))
+        }
+    except AwsError as exc:
+        text = _("cannot list the users who hold administrator policies: {problem}")
+        return [Check(False, text.format(problem=exc.message))]
+    if not unprotected:
+        return [Check(True, _("every user with administrator policies is tagged protected"))]
+    text = _(
+        "user {user} holds {how} but is not tagged {tag}, so the portal may adopt it; "
+        "fix: {command}"
+    )
+    return [
+        Check(
+            False,
+            text.format(
+                user=user,
+                how=", ".join(how),
+                tag=f"{PROTECTED_TAG}=true",
+                command=f"aws iam tag-user --user-name {user} "
+                f"--tags Key={PROTECTED_TAG},Value=true",
+            ),
+        )
+        for user, how in unprotected.items()
+    ]
+
+
 def _database_checks(portal: Portal) -> list[Check]:
     try:
         portal.db.ping()
@@ -125,6 +182,8 @@ def run_checks(portal: Portal) -> list[Check]:
         checks.extend(_aws_checks(portal))
     except AwsError as exc:
         checks.append(Check(False, _("AWS: {problem}").format(problem=exc.message)))
+    else:
+        checks.extend(_unprotected_admin_checks(portal))
     checks.extend(_database_checks(portal))
     checks.extend(_smtp_check(portal))
     return checks

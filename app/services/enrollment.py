@@ -29,6 +29,7 @@ from app.aws.errors import (
     NoSuchEntity,
 )
 from app.aws.iam import IamGateway, VirtualDevice, in_background
+from app.aws.ownership import DEVICE_PATH
 from app.errors import PortalError, ValidationError
 from app.i18n import _, ngettext
 from app.security.secretbox import SecretBox, SecretBoxError, secret_box
@@ -395,7 +396,7 @@ def _create_device(portal: Portal, iam: IamGateway, user: str, actor: Actor) -> 
         return iam.create_virtual_mfa_device(user)
     except EntityAlreadyExists:
         pass
-    suffix = f":mfa/{user}"
+    suffix = f":mfa{DEVICE_PATH}{user}"  # the portal's own devices only
     leftovers = [
         d.serial for d in iam.virtual_mfa_devices("Unassigned") if d.serial.endswith(suffix)
     ]
@@ -407,7 +408,7 @@ def _create_device(portal: Portal, iam: IamGateway, user: str, actor: Actor) -> 
         except EntityAlreadyExists:
             pass
     # A device of that name is bound (an existing user's own phone): never touch it, and
-    # use another name; the MFA policy allows any device name (arn:aws:iam::*:mfa/*).
+    # use another name (under the portal's path too).
     return iam.create_virtual_mfa_device(f"{user}-{secrets.token_hex(3)}")
 
 

@@ -190,7 +190,9 @@ def reset_mfa(
             detail=device.serial,
             call=partial(iam.deactivate_mfa_device, name, device.serial),
         )
-        if device.virtual:  # other kinds (keys, hardware tokens) cannot be deleted, only freed
+        # Only the portal's own devices are deleted; the others (keys, hardware tokens, a device
+        # the person made themselves) are freed and stay for the account's admin.
+        if device.portal:
             step(
                 action="iam.delete_virtual_mfa_device",
                 detail=device.serial,
@@ -224,10 +226,11 @@ def reset_mfa(
 
 
 def _delete_freed_devices(portal: Portal, iam: IamGateway, name: str, actor: Actor) -> None:
-    """Delete the user's devices that no longer show under the user: freed by a run cut short
-    between DeactivateMFADevice and DeleteVirtualMFADevice, or left by an enrollment."""
+    """Delete the user's devices (the portal's own) that no longer show under the user: freed by
+    a run cut short between DeactivateMFADevice and DeleteVirtualMFADevice, or left by an
+    enrollment."""
     for device in iam.virtual_mfa_devices("Unassigned"):
-        if device.serial.rsplit("/", 1)[-1].lower() == name.lower():
+        if device.portal and device.serial.rsplit("/", 1)[-1].lower() == name.lower():
             delete_unassigned_device(
                 portal, iam=iam, serial=device.serial, user_name=name, actor=actor
             )
@@ -268,10 +271,16 @@ def _steps(iam: IamGateway | None, name: str, res: UserResources) -> list[_Step]
         method = "delete_service_specific_credential"
         steps.append(_Step(method, label, call(method, name, cred)))
     for device in res.mfa_devices:
-        label = _("MFA device {serial}").format(serial=device.serial)
+        if device.portal:
+            label = _("MFA device {serial}").format(serial=device.serial)
+        else:  # not the portal's to delete: freed, then left for the account's admin
+            label = _(
+                "MFA device {serial} (deactivated; not created by the portal, so it stays in "
+                "the account for its administrator to delete)"
+            ).format(serial=device.serial)
         method = "deactivate_mfa_device"
         steps.append(_Step(method, label, call(method, name, device.serial)))
-        if device.virtual:
+        if device.portal:
             method = "delete_virtual_mfa_device"
             steps.append(_Step(method, label, call(method, device.serial)))
     for policy in res.inline_policies:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.aws.iam import EMAIL_TAG, MANAGED_TAG, PROTECTED_TAG, IamGateway
+from app.aws.ownership import is_true_tag
 from app.errors import NotFound, PortalError
 from app.i18n import _
 from app.services.portal import Portal
@@ -50,10 +51,6 @@ class Ownership:
     email: str  # the contact on record (the iam-onboard:email tag); "" when there is none
 
 
-def _true(value: str | None) -> bool:
-    return (value or "").strip().lower() == "true"
-
-
 def ownership(iam: IamGateway, user_name: str) -> Ownership:
     """Read the user's tags; NotFound when there is no such IAM user."""
     user = iam.get_user(user_name.strip())
@@ -63,8 +60,8 @@ def ownership(iam: IamGateway, user_name: str) -> Ownership:
     tags = iam.user_tags(name)
     return Ownership(
         user_name=name,
-        managed=_true(tags.get(MANAGED_TAG)),
-        protected=_true(tags.get(PROTECTED_TAG)),
+        managed=is_true_tag(tags.get(MANAGED_TAG)),
+        protected=is_true_tag(tags.get(PROTECTED_TAG)),
         email=tags.get(EMAIL_TAG, ""),
     )
 

@@ -89,14 +89,19 @@ def _certificate_and_ssh_key(name: str) -> tuple[str, str]:
 MANAGED_TAGS = [{"Key": "iam-onboard:managed", "Value": "true"}]
 
 
-def build_busy_user(iam_client: Any, name: str, *, managed: bool = True) -> dict[str, Any]:
+def build_busy_user(
+    iam_client: Any, name: str, *, managed: bool = True, device_path: str = "/iam-onboard/"
+) -> dict[str, Any]:
     """A user with one of everything DeleteUser refuses to leave behind (two keys, two groups);
-    `managed`: tagged as the portal's (as an adopted user is), else one the portal never saw."""
+    `managed`: tagged as the portal's (as an adopted user is), else one the portal never saw;
+    `device_path`: its MFA device made by the portal (its path), or by someone else ("/")."""
     tags = MANAGED_TAGS + [{"Key": "iam-onboard:email", "Value": f"{name}@example.com"}]
     iam_client.create_user(UserName=name, Tags=tags if managed else [])
     iam_client.create_login_profile(UserName=name, Password="Sandbox-Passw0rd!")
     keys = [iam_client.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"] for _ in "ab"]
-    device = iam_client.create_virtual_mfa_device(VirtualMFADeviceName=name)["VirtualMFADevice"]
+    device = iam_client.create_virtual_mfa_device(VirtualMFADeviceName=name, Path=device_path)[
+        "VirtualMFADevice"
+    ]
     seed = device["Base32StringSeed"].decode()
     code1, code2 = codes(seed)
     iam_client.enable_mfa_device(

@@ -120,3 +120,58 @@ def test_assignable_groups_read_as_a_comma_list_or_json(monkeypatch: pytest.Monk
     assert load_settings().assignable_groups == ["Developers", "ReadOnly"]
     monkeypatch.setenv("IAM_ONBOARD_ASSIGNABLE_GROUPS", '["Developers"]')
     assert load_settings().assignable_groups == ["Developers"]
+
+
+def _policy(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "policy", *args],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+
+def test_policy_prints_each_policy_for_the_current_settings(tmp_path: Path):
+    runtime = _policy(
+        tmp_path, "runtime", IAM_ONBOARD_MFA_GROUP="Enforce", IAM_ONBOARD_ASSIGNABLE_GROUPS="Dev"
+    )
+    assert runtime.returncode == 0, runtime.stderr
+    doc = json.loads(runtime.stdout)
+    membership = next(s for s in doc["Statement"] if "iam:AddUserToGroup" in s["Action"])
+    assert membership["Resource"] == [
+        "arn:aws:iam::*:group/Enforce",
+        "arn:aws:iam::*:group/*/Enforce",
+        "arn:aws:iam::*:group/Dev",
+        "arn:aws:iam::*:group/*/Dev",
+    ]
+    assert any(s["Effect"] == "Deny" for s in doc["Statement"])
+
+    bootstrap = _policy(tmp_path, "bootstrap", "--format", "json", IAM_ONBOARD_MFA_POLICY="P")
+    assert bootstrap.returncode == 0, bootstrap.stderr
+    assert "arn:aws:iam::*:policy/P" in bootstrap.stdout
+    assert "policy/*" not in bootstrap.stdout
+
+    mfa = _policy(tmp_path, "mfa")
+    assert mfa.returncode == 0 and mfa.stderr == ""
+    deny = next(s for s in json.loads(mfa.stdout)["Statement"] if "NotAction" in s)
+    assert "iam:CreateAccessKey" not in deny["NotAction"]
+
+
+def test_policy_as_a_cloudformation_resource(tmp_path: Path):
+    plain = json.loads(_policy(tmp_path, "runtime").stdout)
+    result = _policy(tmp_path, "runtime", "--format", "cloudformation")
+    assert result.returncode == 0, result.stderr
+    fragment = json.loads(result.stdout)
+    assert fragment["Type"] == "AWS::IAM::ManagedPolicy"
+    assert fragment["Properties"]["PolicyDocument"] == plain
+    assert "iam-onboard:managed" in fragment["Properties"]["Description"]
+
+
+def test_policy_refuses_an_unknown_kind_or_format(tmp_path: Path):
+    for args in (["admin"], ["mfa", "--format", "yaml"], []):
+        result = _policy(tmp_path, *args)
+        assert result.returncode == 2, args
+        assert result.stdout == ""
+        assert "usage:" in result.stderr

@@ -115,7 +115,7 @@ def test_a_scripted_newcomer_enrolls_from_the_invite_link(demo: Demo, tmp_path: 
     assert after_landing and not any(token in url for url in after_landing[1:]), seen
     assert not any(seed in c for c in cookies)
 
-    serial = "arn:aws:iam::123456789012:mfa/newhire"
+    serial = "arn:aws:iam::123456789012:mfa/iam-onboard/newhire"
     devices = iam.list_mfa_devices(UserName="newhire")["MFADevices"]
     assert [d["SerialNumber"] for d in devices] == [serial]
     profile = iam.get_login_profile(UserName="newhire")["LoginProfile"]

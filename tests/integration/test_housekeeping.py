@@ -88,7 +88,7 @@ def test_old_devices_named_after_invitees_go_while_young_and_foreign_ones_stay(
     remaining = unassigned_serials(iam_client)
     assert left["SerialNumber"] not in remaining
     assert foreign_serial in remaining
-    assert any(s.endswith(":mfa/tina") for s in remaining)
+    assert any(s.endswith(":mfa/iam-onboard/tina") for s in remaining)
     assert report.devices_deleted == 1
 
     portal.clock = Clock(utcnow() + timedelta(hours=2))

@@ -254,6 +254,18 @@ def test_send_link_refuses_unknown_users_and_users_with_a_live_invitation(portal
 
 
 # -- offboarding --------------------------------------------------------------------------------
+def test_offboard_frees_a_device_the_portal_did_not_make_and_leaves_it_for_the_admin(
+    portal: Portal, iam_client
+):
+    made = build_busy_user(iam_client, "otto", device_path="/")
+    lines = "\n".join(describe_resources(offboard_plan(portal, user_name="otto")))
+    assert "not created by the portal" in lines and made["device"] in lines
+    offboard(portal, user_name="otto", actor=ADMIN)
+    with pytest.raises(iam_client.exceptions.NoSuchEntityException):
+        iam_client.get_user(UserName="otto")
+    assert unassigned_serials(iam_client) == [made["device"]]  # freed, not deleted
+
+
 def test_offboard_lists_everything_then_removes_it_all_without_a_delete_conflict(
     portal: Portal, iam_client
 ):

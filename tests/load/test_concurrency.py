@@ -177,7 +177,10 @@ def test_fifty_new_hires_enroll_at_once_and_none_sees_another_ones_secret(
     assert users(iam_client) == sorted(names)
     for name in names:
         serials = mfa_devices_of(iam_client, name)
-        assert len(serials) == 1 and serials[0].endswith(f":mfa/{name}"), (name, serials)
+        assert len(serials) == 1 and serials[0].endswith(f":mfa/iam-onboard/{name}"), (
+            name,
+            serials,
+        )
     assert unassigned_devices(iam_client) == []
     assert setup.proxy.count("EnableMFADevice") == HIRES
     assert "Traceback" not in setup.server.output()  # no request ended in a server error

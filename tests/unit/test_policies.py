@@ -12,13 +12,14 @@ import pytest
 from app.aws.policies import (
     POLICY_SIZE_LIMIT,
     documents_equal,
-    find_faults,
-    load_policy,
     mfa_policy_document,
     policy_actions,
     policy_drift,
     render_policy,
 )
+from app.aws.policy_documents import bootstrap_policy, runtime_policy
+from app.aws.policy_faults import find_faults
+from app.config import load_settings
 
 # The seed as published (shared/reference/seed-mfa-policy.json), kept here so the test does not
 # depend on a folder outside the repository.
@@ -107,7 +108,8 @@ RUNTIME_ACTIONS = {
             "GetAccessKeyLastUsed DeleteAccessKey ListSigningCertificates "
             "DeleteSigningCertificate ListSSHPublicKeys DeleteSSHPublicKey "
             "ListServiceSpecificCredentials DeleteServiceSpecificCredential ListAccountAliases "
-            "GetAccountPasswordPolicy GenerateCredentialReport GetCredentialReport"
+            "GetAccountPasswordPolicy GenerateCredentialReport GetCredentialReport "
+            "ListEntitiesForPolicy"
         ).split()
     ),
 }
@@ -152,6 +154,8 @@ def test_seed_policy_has_its_known_faults_and_no_others() -> None:
         "password-policy-resource",
         "password-policy-blocked",
         "list-users-exposed",
+        "access-keys-without-mfa",
+        "self-enrollment-without-mfa",
     ]
     for fault in find_faults(SEED_POLICY):
         assert fault.problem and fault.fix
@@ -166,15 +170,14 @@ def test_portal_policy_keeps_the_seed_intent_with_its_faults_fixed() -> None:
     deny = statement(doc, DENY)
     assert deny["Effect"] == "Deny" and deny["Resource"] == "*"
     assert deny["Condition"] == {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}
-    # Password change, access-key self-service and MFA self-registration stay open before MFA.
-    for action in (
+    # Without MFA: only what it takes to reach an MFA session (DESIGN §6).
+    assert sorted(deny["NotAction"]) == [
         "iam:ChangePassword",
         "iam:GetAccountPasswordPolicy",
-        "iam:CreateAccessKey",
-        "iam:CreateVirtualMFADevice",
-        "iam:EnableMFADevice",
-    ):
-        assert action in deny["NotAction"]
+        "iam:GetUser",
+        "iam:ResyncMFADevice",
+        "sts:GetSessionToken",
+    ]
     password_policy = [
         s
         for s in doc["Statement"]
@@ -261,19 +264,28 @@ def test_list_users_exempt_from_the_deny_only() -> None:
 def test_deny_with_bool_misses_long_term_access_keys() -> None:
     doc = mfa_policy_document()
     statement(doc, DENY)["Condition"] = {"Bool": {"aws:MultiFactorAuthPresent": "false"}}
-    assert codes(doc) == ["deny-uses-bool"]
+    # A leaked key then reaches what the group allows after MFA: keys and devices too.
+    assert codes(doc) == [
+        "deny-uses-bool",
+        "access-keys-without-mfa",
+        "self-enrollment-without-mfa",
+    ]
 
 
 def test_no_deny_without_mfa() -> None:
     doc = mfa_policy_document()
     doc["Statement"].remove(statement(doc, DENY))
-    assert codes(doc) == ["no-deny-without-mfa"]
+    assert codes(doc) == [
+        "no-deny-without-mfa",
+        "access-keys-without-mfa",
+        "self-enrollment-without-mfa",
+    ]
 
 
 def test_a_deny_on_something_else_does_not_count() -> None:
     doc = mfa_policy_document()
     statement(doc, DENY)["Condition"] = {"BoolIfExists": {"aws:SecureTransport": "false"}}
-    assert codes(doc) == ["no-deny-without-mfa"]
+    assert codes(doc)[0] == "no-deny-without-mfa"
 
 
 def test_change_password_denied_before_mfa() -> None:
@@ -395,6 +407,15 @@ def test_seed_drifts_from_the_portal_policy() -> None:
 # -- the portal's own policies --------------------------------------------------------------
 
 
+SETTINGS = load_settings(
+    secret_key="t" * 40, mfa_group="MFA", mfa_policy="MFA", assignable_groups=["Developers"]
+)
+
+
+def allowed_actions(doc: dict[str, Any]) -> set[str]:
+    return policy_actions({"Statement": [s for s in doc["Statement"] if s["Effect"] == "Allow"]})
+
+
 def assert_valid_policy(doc: dict[str, Any]) -> None:
     assert doc["Version"] == "2012-10-17"
     assert isinstance(doc["Statement"], list) and doc["Statement"]
@@ -402,38 +423,40 @@ def assert_valid_policy(doc: dict[str, Any]) -> None:
     assert len(sids) == len(set(sids))
     for s in doc["Statement"]:
         assert s["Effect"] in ("Allow", "Deny")
-        assert s["Action"] and s["Resource"]
-        assert all(":" in a and "*" not in a for a in policy_actions({"Statement": s}))
+        assert (s.get("Action") or s.get("NotAction")) and s["Resource"]
+        if s["Effect"] == "Allow":  # no wildcard grants: each action is named
+            assert "NotAction" not in s
+            assert all(":" in a and "*" not in a for a in policy_actions({"Statement": s}))
     assert len(render_policy(doc)) < POLICY_SIZE_LIMIT
 
 
 def test_runtime_policy_grants_exactly_what_the_gateway_calls() -> None:
-    doc = load_policy("runtime-policy")
+    doc = runtime_policy(SETTINGS)
     assert_valid_policy(doc)
-    assert policy_actions(doc) == RUNTIME_ACTIONS
+    assert allowed_actions(doc) == RUNTIME_ACTIONS
 
 
 def test_runtime_policy_scopes_each_action_to_its_resource_type() -> None:
-    doc = load_policy("runtime-policy")
+    doc = runtime_policy(SETTINGS)
     resources = {
         action: s["Resource"]
         for s in doc["Statement"]
+        if s["Effect"] == "Allow"
         for action in policy_actions({"Statement": s})
     }
     assert resources["iam:DeleteUser"] == "arn:aws:iam::*:user/*"
-    assert resources["iam:AddUserToGroup"] == "arn:aws:iam::*:group/*"
-    assert resources["iam:CreateVirtualMFADevice"] == "arn:aws:iam::*:mfa/*"
+    assert resources["iam:AddUserToGroup"] == [
+        "arn:aws:iam::*:group/MFA",
+        "arn:aws:iam::*:group/*/MFA",
+        "arn:aws:iam::*:group/Developers",
+        "arn:aws:iam::*:group/*/Developers",
+    ]
+    assert resources["iam:CreateVirtualMFADevice"] == "arn:aws:iam::*:mfa/iam-onboard/*"
     assert resources["iam:GetPolicyVersion"] == "arn:aws:iam::*:policy/*"
     assert resources["iam:GetCredentialReport"] == "*"
 
 
 def test_bootstrap_policy_grants_exactly_what_bootstrap_needs() -> None:
-    doc = load_policy("bootstrap-policy.json")
+    doc = bootstrap_policy(SETTINGS)
     assert_valid_policy(doc)
-    assert policy_actions(doc) == BOOTSTRAP_ACTIONS
-
-
-@pytest.mark.parametrize("name", ["../pyproject", "missing-policy", "Runtime Policy"])
-def test_load_policy_refuses_what_is_not_a_shipped_policy(name: str) -> None:
-    with pytest.raises((ValueError, FileNotFoundError)):
-        load_policy(name)
+    assert allowed_actions(doc) == BOOTSTRAP_ACTIONS
