@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from app.sandbox import SANDBOX_ACCOUNT_ID, SANDBOX_CREDENTIALS, Sandbox, start_sandbox
 from app.sandbox.enforcement import ADMIN_ACCESS_KEY_ID, ADMIN_SECRET_ACCESS_KEY, ENFORCE_ENV
+from tests.helpers import start_demo
 
 Client = Any
 ADMIN = {"aws_access_key_id": ADMIN_ACCESS_KEY_ID, "aws_secret_access_key": ADMIN_SECRET_ACCESS_KEY}
@@ -309,3 +311,89 @@ def test_enforcement_is_off_by_default_and_on_by_environment(
     monkeypatch.setenv(ENFORCE_ENV, "1")
     with start_sandbox() as strict:
         assert denied(client(strict, **SANDBOX_CREDENTIALS).list_users)[0] == "InvalidClientTokenId"
+
+
+def test_invite_and_enrollment_succeed_as_the_runtime_identity(
+    box: Sandbox, admin: Client, sqlite_url: str
+) -> None:
+    # The demo's setup (app/cli.py demo --iam-enforce-policies), in process: bootstrap as
+    # sandbox-admin, then the portal runs as iam-onboard-portal holding the runtime policy.
+    from fastapi.testclient import TestClient
+
+    from app.demo_identities import PORTAL_USER, as_admin, as_runtime_identity
+    from app.main import create_app
+    from app.services.bootstrap import bootstrap
+    from app.services.portal import CLI_ACTOR
+    from tests.conftest import make_portal
+    from tests.integration.test_enroll import Newcomer, invite, pyotp_pair
+
+    portal = make_portal(box, sqlite_url, assignable_groups=["Developers"])
+    bootstrap(as_admin(portal, box), dry_run=False, actor=CLI_ACTOR)
+    admin.create_group(GroupName="Developers")
+    runtime = as_runtime_identity(portal, box)
+    me = runtime.iam().caller_identity()
+    assert me["arn"].endswith(f":user/{PORTAL_USER}")
+
+    link_path = invite(runtime, "hire", extra_groups=["Developers"])
+    with TestClient(create_app(runtime)) as browser:
+        newcomer = Newcomer(browser, link_path, [])
+        newcomer.start()
+        _, seed = newcomer.scan()
+        done = newcomer.verify(*pyotp_pair(seed))
+        assert done.status_code == 303 and done.headers["location"] == "/enroll/done"
+    devices = admin.list_mfa_devices(UserName="hire")["MFADevices"]
+    assert [d["SerialNumber"] for d in devices] == [f"arn:aws:iam::{SANDBOX_ACCOUNT_ID}:mfa/hire"]
+    groups = {g["GroupName"] for g in admin.list_groups_for_user(UserName="hire")["Groups"]}
+    assert groups == {"MFA", "Developers"}
+    assert admin.get_login_profile(UserName="hire")["LoginProfile"]["UserName"] == "hire"
+    portal.db.dispose()
+
+
+def test_demo_with_enforcement_prints_the_admin_key_and_enforces_the_mfa_group(
+    tmp_path: Path,
+) -> None:
+    demo = start_demo(tmp_path, "--iam-enforce-policies")
+    try:
+        printed = dict(line.split("=", 1) for line in demo.output if line.startswith("AWS_"))
+        keys = {
+            "aws_access_key_id": printed["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": printed["AWS_SECRET_ACCESS_KEY"],
+        }
+
+        def on_demo(service: str = "iam", **credentials: str) -> Client:
+            return boto3.client(
+                service, endpoint_url=demo.iam_url, region_name="us-east-1", **credentials
+            )
+
+        admin = on_demo(**keys)
+        assert denied(on_demo(**SANDBOX_CREDENTIALS).list_users)[0] == "InvalidClientTokenId"
+        # The bootstrap ran as the administrator; the portal runs as its own IAM user.
+        assert admin.get_group(GroupName="MFA")["Group"]["GroupName"] == "MFA"
+        assert "iam-onboard-portal" in {u["UserName"] for u in admin.list_users()["Users"]}
+
+        group_with_policy(admin, "Readers", READERS, managed=False)
+        bob = make_user(admin, "bob")
+        for group in ("MFA", "Readers"):
+            admin.add_user_to_group(GroupName=group, UserName="bob")
+        device = admin.create_virtual_mfa_device(VirtualMFADeviceName="bob")["VirtualMFADevice"]
+        serial, totp = device["SerialNumber"], pyotp.TOTP(device["Base32StringSeed"].decode())
+        now = int(time.time()) // 30
+        admin.enable_mfa_device(
+            UserName="bob",
+            SerialNumber=serial,
+            AuthenticationCode1=totp.generate_otp(now - 1),
+            AuthenticationCode2=totp.generate_otp(now),
+        )
+
+        assert denied(on_demo(**bob).list_users)[:2] == ("AccessDenied", 403)
+        sts = on_demo("sts", **bob)
+        wrong = f"{(int(totp.generate_otp(now)) + 1) % 1_000_000:06d}"
+        assert denied(sts.get_session_token, SerialNumber=serial, TokenCode=wrong)[0] == (
+            "AccessDenied"
+        )
+        session = sts.get_session_token(SerialNumber=serial, TokenCode=totp.generate_otp(now))
+        as_mfa = on_demo(**session_keys(session["Credentials"]))
+        assert "bob" in {u["UserName"] for u in as_mfa.list_users()["Users"]}
+    finally:
+        output = demo.stop()
+    assert "sandbox-admin-secret" in output  # printed for the operator, by design
