@@ -62,6 +62,7 @@ class Session:
 
 _sessions: dict[str, Session] = {}
 _sessions_lock = threading.Lock()
+_admin_lock = threading.Lock()  # the threaded server may see two first requests at once
 
 
 class Refusal(Exception):
@@ -82,6 +83,12 @@ def ensure_admin(iam: IAMBackend) -> None:
     """`sandbox-admin` with AdministratorAccess and the published key (again after a reset)."""
     if ADMIN_USER in iam.users:
         return
+    with _admin_lock:
+        if ADMIN_USER not in iam.users:
+            _create_admin(iam)
+
+
+def _create_admin(iam: IAMBackend) -> None:
     user = iam.create_user("us-east-1", ADMIN_USER, "/", [PROTECTED_TAG])
     policy = iam.managed_policies.get(ADMIN_POLICY_ARN)
     if policy is None:
@@ -184,6 +191,8 @@ def _get_session_token(
         user.name, secrets.token_urlsafe(30), secrets.token_urlsafe(96), mfa, now, now + seconds
     )
     with _sessions_lock:
+        for old in [k for k, v in _sessions.items() if v.expires <= now]:
+            del _sessions[old]
         _sessions[key_id] = new
     expiration = datetime.fromtimestamp(new.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (

@@ -67,12 +67,18 @@ class InvalidAuthenticationCode(IAMException):
 class Sandbox:
     """A running moto IAM server on loopback."""
 
-    def __init__(self, server: BaseWSGIServer, thread: threading.Thread, previous: bool) -> None:
+    def __init__(
+        self,
+        server: BaseWSGIServer,
+        thread: threading.Thread,
+        previous: bool,
+        enforcing: bool = False,
+    ) -> None:
         self._server = server
         self._thread = thread
         self._previous_fidelity = previous
         self._stopped = False
-        self.enforcing = False
+        self.enforcing = enforcing  # IAM policies enforced (app/sandbox/enforcement.py)
         self.host: str = str(server.server_address[0])
         self.port: int = int(server.server_address[1])
 
@@ -144,9 +150,7 @@ def start_sandbox(
     thread = threading.Thread(target=server.serve_forever, name="iam-sandbox", daemon=True)
     previous, _fidelity_enabled = _fidelity_enabled, fidelity
     thread.start()
-    sandbox = Sandbox(server, thread, previous)
-    sandbox.enforcing = enforce_policies
-    return sandbox
+    return Sandbox(server, thread, previous, enforce_policies)
 
 
 # --- patching machinery ------------------------------------------------------------
