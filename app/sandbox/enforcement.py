@@ -47,6 +47,7 @@ SESSION_SECONDS_DEFAULT, SESSION_SECONDS_RANGE = 43_200, (900, 129_600)
 
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+_BAD_KEY_MESSAGE = "The security token included in the request is invalid."
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]*/[^/]*/([^/]*)/")
 
 
@@ -135,7 +136,7 @@ def _identify(iam: IAMBackend, key_id: str, token: str | None) -> tuple[User, Se
             raise Refusal(
                 403,
                 "InvalidClientTokenId",
-                "The security token included in the request is invalid.",
+                _BAD_KEY_MESSAGE,
             )
         if time.time() >= session.expires:
             raise Refusal(
@@ -146,9 +147,7 @@ def _identify(iam: IAMBackend, key_id: str, token: str | None) -> tuple[User, Se
         for key in user.access_keys:
             if key.access_key_id == key_id and key.status == "Active":
                 return user, None
-    raise Refusal(
-        403, "InvalidClientTokenId", "The security token included in the request is invalid."
-    )
+    raise Refusal(403, "InvalidClientTokenId", _BAD_KEY_MESSAGE)
 
 
 def _caller(user: User, session: Session | None) -> Caller:
@@ -312,6 +311,10 @@ class EnforcingApp:
             return _caller_identity(
                 user
             ), user.name  # AWS: needs no permission, a Deny does not stop it
+        if session is not None and not session.mfa and service == "iam":
+            # id_credentials_temp_control-access_getsessiontoken.html: GetSessionToken
+            # credentials call no IAM API unless MFA was included (AWS: InvalidClientTokenId).
+            raise Refusal(403, "InvalidClientTokenId", _BAD_KEY_MESSAGE)
         caller = _caller(user, session)
         if service == "iam":
             requests = iam_requests(action, params, caller, iam, self._account)
