@@ -308,9 +308,8 @@ class EnforcingApp:
         if service == "sts" and action == "GetSessionToken":
             return _get_session_token(iam, user, session, params), user.name
         if service == "sts" and action == "GetCallerIdentity":
-            return _caller_identity(
-                user
-            ), user.name  # AWS: needs no permission, a Deny does not stop it
+            # AWS: needs no permission, and an explicit Deny does not stop it.
+            return _caller_identity(user), user.name
         if session is not None and not session.mfa and service == "iam":
             # id_credentials_temp_control-access_getsessiontoken.html: GetSessionToken
             # credentials call no IAM API unless MFA was included (AWS: InvalidClientTokenId).
