@@ -81,17 +81,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not database_url:
         tmpdir = tempfile.mkdtemp(prefix="iam-onboard-demo-")
         database_url = f"sqlite:///{tmpdir}/demo.db"
-    sandbox = start_sandbox(host=host, port=args.iam_port or 0)
+    # None: IAM_ONBOARD_SANDBOX_ENFORCE_POLICIES=1 decides (start_sandbox reads it).
+    enforce = True if args.iam_enforce_policies else None
+    sandbox = start_sandbox(host=host, port=args.iam_port or 0, enforce_policies=enforce)
     try:
         settings = load_settings(
             sandbox=True, database_url=database_url, base_url=f"http://{host}:{args.port}"
         )
         portal = build_portal(settings, endpoint=sandbox.url)
-        bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
+        if sandbox.enforcing:
+            from app import demo_identities
+
+            bootstrap(demo_identities.as_admin(portal, sandbox), dry_run=False, actor=CLI_ACTOR)
+            portal = demo_identities.as_runtime_identity(portal, sandbox)
+        else:
+            bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
         print(_("iam-onboard demo: sandbox AWS and a throwaway database; Ctrl-C stops everything."))
         print(_("Portal: {url}").format(url=settings.base_url))
         print(_("Sandbox IAM endpoint (for AWS_ENDPOINT_URL_IAM and the AWS CLI):"))
         print(sandbox.url)
+        if sandbox.enforcing:
+            _print_enforcement(sandbox)
         _print_demo_admin(portal, args.admin_email)
         print(_("Database: {url}").format(url=database_url))
         sys.stdout.flush()
@@ -101,6 +111,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     return 0
+
+
+def _print_enforcement(sandbox: Any) -> None:
+    from app.demo_identities import ADMIN_KEYS, PORTAL_USER
+
+    print(_("The sandbox enforces IAM policies; its administrator's access key (sandbox only):"))
+    print(f"AWS_ACCESS_KEY_ID={ADMIN_KEYS['aws_access_key_id']}")
+    print(f"AWS_SECRET_ACCESS_KEY={ADMIN_KEYS['aws_secret_access_key']}")
+    print(_("The portal runs as IAM user {user} with its runtime policy.").format(user=PORTAL_USER))
 
 
 def _print_demo_admin(portal: Portal, email: str) -> None:
@@ -492,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=_("keep the database here instead of a throwaway file"))
     p.add_argument(
         "--admin-email", default="admin@example.com", help=_("the demo admin's email address")
+    )
+    p.add_argument(
+        "--iam-enforce-policies",
+        action="store_true",
+        help=_("the sandbox authenticates every call and enforces IAM policies as AWS does"),
     )
     p.set_defaults(func=cmd_demo)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +43,14 @@ def client_config(settings: Settings) -> Config:
     )
 
 
-def _session(endpoint: str | None) -> boto3.session.Session:
+def _session(
+    endpoint: str | None, credentials: Mapping[str, str] | None = None
+) -> boto3.session.Session:
+    if credentials:
+        return boto3.session.Session(
+            aws_access_key_id=credentials["aws_access_key_id"],
+            aws_secret_access_key=credentials["aws_secret_access_key"],
+        )
     session = boto3.session.Session()
     if is_loopback(endpoint) and session.get_credentials() is None:
         session = boto3.session.Session(
@@ -52,10 +60,19 @@ def _session(endpoint: str | None) -> boto3.session.Session:
     return session
 
 
-def make_clients(settings: Settings, *, endpoint: str | None = None) -> tuple[Any, Any]:
-    """Build the IAM and STS clients; `endpoint` overrides AWS_ENDPOINT_URL_IAM."""
+def make_clients(
+    settings: Settings,
+    *,
+    endpoint: str | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> tuple[Any, Any]:
+    """Build the IAM and STS clients; `endpoint` overrides AWS_ENDPOINT_URL_IAM.
+
+    `credentials` (aws_access_key_id, aws_secret_access_key) replace the usual AWS chain:
+    the demo's identities in the sandbox's enforcement mode.
+    """
     endpoint = endpoint or iam_endpoint(settings)
-    session = _session(endpoint)
+    session = _session(endpoint, credentials)
     config = client_config(settings)
     iam = session.client("iam", endpoint_url=endpoint, config=config)
     # The sandbox serves STS on the same port; real AWS has its own endpoint.

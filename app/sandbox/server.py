@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import base64
 import csv
-import hmac
 import http.client
 import io
 import ipaddress
 import logging
+import os
 import secrets
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import pyotp
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.iam.exceptions import (
@@ -46,12 +44,13 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from app.sandbox.enforcement import ENFORCE_ENV, EnforcingApp
+from app.sandbox.totp import codes_match
+
 SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 MFA_DEVICES_PER_USER = 8  # AWS quota since Nov 2022
-TOTP_STEP_SECONDS = 30
-TOTP_ACCEPTED_STEPS = range(-2, 2)  # first code's step relative to now: late or slightly early
 MAX_ITEMS_DEFAULT, MAX_ITEMS_LIMIT = 100, 1000
 REPORT_TIME = "%Y-%m-%dT%H:%M:%S+00:00"
 
@@ -68,11 +67,18 @@ class InvalidAuthenticationCode(IAMException):
 class Sandbox:
     """A running moto IAM server on loopback."""
 
-    def __init__(self, server: BaseWSGIServer, thread: threading.Thread, previous: bool) -> None:
+    def __init__(
+        self,
+        server: BaseWSGIServer,
+        thread: threading.Thread,
+        previous: bool,
+        enforcing: bool = False,
+    ) -> None:
         self._server = server
         self._thread = thread
         self._previous_fidelity = previous
         self._stopped = False
+        self.enforcing = enforcing  # IAM policies enforced (app/sandbox/enforcement.py)
         self.host: str = str(server.server_address[0])
         self.port: int = int(server.server_address[1])
 
@@ -108,8 +114,19 @@ class Sandbox:
         self.stop()
 
 
-def start_sandbox(host: str = "127.0.0.1", port: int = 0, *, fidelity: bool = True) -> Sandbox:
-    """Start moto's IAM server on loopback (port 0 picks a free port)."""
+def start_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    fidelity: bool = True,
+    enforce_policies: bool | None = None,
+) -> Sandbox:
+    """Start moto's IAM server on loopback (port 0 picks a free port).
+
+    enforce_policies (default: IAM_ONBOARD_SANDBOX_ENFORCE_POLICIES=1) authenticates and
+    authorizes every request as AWS would (app/sandbox/enforcement.py); otherwise any
+    credentials do anything.
+    """
     global _fidelity_enabled
     # The sandbox accepts any credentials: it must never be reachable from another machine.
     try:
@@ -120,7 +137,11 @@ def start_sandbox(host: str = "127.0.0.1", port: int = 0, *, fidelity: bool = Tr
         raise ValueError(f"the sandbox listens on an IPv4 loopback address only, not {host!r}")
     install_fidelity_fixes()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request
-    app = DomainDispatcherApplication(create_backend_app)
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    if enforce_policies is None:
+        enforce_policies = os.environ.get(ENFORCE_ENV, "") == "1"
+    if enforce_policies:
+        app = EnforcingApp(app, SANDBOX_ACCOUNT_ID)
     # Not moto's ThreadedMotoServer: its start() waits forever when the port is taken.
     try:
         server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -129,7 +150,7 @@ def start_sandbox(host: str = "127.0.0.1", port: int = 0, *, fidelity: bool = Tr
     thread = threading.Thread(target=server.serve_forever, name="iam-sandbox", daemon=True)
     previous, _fidelity_enabled = _fidelity_enabled, fidelity
     thread.start()
-    return Sandbox(server, thread, previous)
+    return Sandbox(server, thread, previous, enforce_policies)
 
 
 # --- patching machinery ------------------------------------------------------------
@@ -176,17 +197,6 @@ def install_fidelity_fixes() -> None:
 # --- MFA devices ---------------------------------------------------------------------
 
 
-def _codes_match(seed: str, code1: str, code2: str) -> bool:
-    totp = pyotp.TOTP(seed)  # SHA-1, 6 digits, 30 s: what AWS virtual devices use
-    now = int(time.time()) // TOTP_STEP_SECONDS
-    for step in (now + offset for offset in TOTP_ACCEPTED_STEPS):
-        first = hmac.compare_digest(totp.generate_otp(step).encode(), code1.encode())
-        second = hmac.compare_digest(totp.generate_otp(step + 1).encode(), code2.encode())
-        if first and second:
-            return True
-    return False
-
-
 @_patch(IAMBackend, "enable_mfa_device")
 def _enable_mfa_device(
     self: IAMBackend, original: Callable[..., None], user_name: str, serial: str, c1: str, c2: str
@@ -204,7 +214,7 @@ def _enable_mfa_device(
         raise LimitExceededException(
             f"Cannot exceed quota for MFADevicesPerUser: {MFA_DEVICES_PER_USER}"
         )
-    if not _codes_match(device.base32_string_seed, c1, c2):
+    if not codes_match(device.base32_string_seed, c1, c2):
         raise InvalidAuthenticationCode("Authentication code for device is not valid.")
     original(self, user_name, serial, c1, c2)
 
