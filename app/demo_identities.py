@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.aws.client import make_clients
-from app.aws.policies import load_policy
+from app.aws.policy_documents import runtime_policy
 from app.config import Settings
 from app.sandbox import SANDBOX_ACCOUNT_ID, Sandbox
 from app.sandbox.enforcement import (
@@ -30,12 +30,8 @@ ADMIN_KEYS = {
 
 
 def portal_runtime_policy(settings: Settings) -> dict[str, Any]:
-    """The policy the demo's portal identity holds.
-
-    THE SEAM: today the shipped app/policies/runtime-policy.json; point this at the generator
-    of `iam-onboard policy runtime` (same settings) when it lands, and nothing else changes.
-    """
-    return load_policy("runtime-policy")
+    """The policy the demo's portal identity holds: `iam-onboard policy runtime`'s."""
+    return runtime_policy(settings)
 
 
 def as_admin(portal: Portal, sandbox: Sandbox) -> Portal:

@@ -17,6 +17,8 @@ import pyotp
 import pytest
 from botocore.exceptions import ClientError
 
+from app.aws.policy_documents import runtime_policy
+from app.config import load_settings
 from app.sandbox import SANDBOX_ACCOUNT_ID, SANDBOX_CREDENTIALS, Sandbox, start_sandbox
 from app.sandbox.enforcement import ADMIN_ACCESS_KEY_ID, ADMIN_SECRET_ACCESS_KEY, ENFORCE_ENV
 from tests.helpers import start_demo
@@ -253,12 +255,18 @@ def session_keys(credentials: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _generated_runtime_policy() -> dict[str, Any]:
+    return runtime_policy(load_settings(secret_key="x" * 40, assignable_groups=["Developers"]))
+
+
+@pytest.mark.parametrize("which", ["written here", "iam-onboard policy runtime"])
 def test_tag_bounded_identity_is_denied_protected_unmanaged_and_other_groups(
-    box: Sandbox, admin: Client
+    box: Sandbox, admin: Client, which: str
 ) -> None:
+    document = TAG_BOUNDED if which == "written here" else _generated_runtime_policy()
     portal = client(box, **make_user(admin, "portal-like"))
     admin.put_user_policy(
-        UserName="portal-like", PolicyName="bounded", PolicyDocument=json.dumps(TAG_BOUNDED)
+        UserName="portal-like", PolicyName="bounded", PolicyDocument=json.dumps(document)
     )
     for group in ("MFA", "Developers", "Admins"):
         admin.create_group(GroupName=group)
@@ -342,7 +350,9 @@ def test_invite_and_enrollment_succeed_as_the_runtime_identity(
         done = newcomer.verify(*pyotp_pair(seed))
         assert done.status_code == 303 and done.headers["location"] == "/enroll/done"
     devices = admin.list_mfa_devices(UserName="hire")["MFADevices"]
-    assert [d["SerialNumber"] for d in devices] == [f"arn:aws:iam::{SANDBOX_ACCOUNT_ID}:mfa/hire"]
+    assert [d["SerialNumber"] for d in devices] == [
+        f"arn:aws:iam::{SANDBOX_ACCOUNT_ID}:mfa/iam-onboard/hire"
+    ]
     groups = {g["GroupName"] for g in admin.list_groups_for_user(UserName="hire")["Groups"]}
     assert groups == {"MFA", "Developers"}
     assert admin.get_login_profile(UserName="hire")["LoginProfile"]["UserName"] == "hire"
@@ -385,7 +395,21 @@ def test_demo_with_enforcement_prints_the_admin_key_and_enforces_the_mfa_group(
             AuthenticationCode2=totp.generate_otp(now),
         )
 
-        assert denied(on_demo(**bob).list_users)[:2] == ("AccessDenied", 403)
+        bob_iam = on_demo(**bob)
+        assert denied(bob_iam.list_users)[:2] == ("AccessDenied", 403)
+        # The bootstrapped MFA policy: no self-service key and no device of one's own without
+        # MFA, so a leaked key cannot bind an attacker's device.
+        assert denied(bob_iam.create_access_key)[0] == "AccessDenied"
+        assert denied(bob_iam.create_virtual_mfa_device, VirtualMFADeviceName="evil")[0] == (
+            "AccessDenied"
+        )
+        assert denied(
+            bob_iam.enable_mfa_device,
+            UserName="bob",
+            SerialNumber=serial,
+            AuthenticationCode1="123456",
+            AuthenticationCode2="654321",
+        )[0] == ("AccessDenied")
         sts = on_demo("sts", **bob)
         wrong = f"{(int(totp.generate_otp(now)) + 1) % 1_000_000:06d}"
         assert denied(sts.get_session_token, SerialNumber=serial, TokenCode=wrong)[0] == (
