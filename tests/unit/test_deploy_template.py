@@ -121,6 +121,11 @@ def test_the_portal_runs_as_the_task_role_and_bootstrap_as_its_own():
         "bootstrap",
     ]
     assert resources["Service"]["Properties"]["TaskDefinition"] == {"Ref": "ServiceTaskDefinition"}
+    # Upgrades migrate with the next release's image while the service keeps the current one.
+    assert _container(template, "ServiceTaskDefinition")["Image"] == {"Ref": "ImageUri"}
+    assert _container(template, "BootstrapTaskDefinition")["Image"] == {
+        "Fn::If": ["HasReleaseImage", {"Ref": "ReleaseImageUri"}, {"Ref": "ImageUri"}]
+    }
 
 
 def test_secrets_reach_the_tasks_through_secrets_manager_only():
