@@ -5,7 +5,10 @@ folder under a temporary root; COPY copies from the context; each `pip ...` of a
 the venv's pip; the image's system-user steps (groupadd, useradd, mkdir, chown) are skipped; any
 other instruction or command fails, so the Dockerfile cannot grow a step this script ignores.
 Last, the image's command (`iam-onboard ...`) must answer `--help` from the copy, not from the
-repository, with the image's ENV.
+repository, with the image's ENV; and when run as root (CI), `iam-onboard serve` runs as the
+unprivileged user `nobody` with one writable folder (a tmp volume's stand-in, holding TMPDIR and a
+SQLite file) and answers a page: the image's code writes nowhere else, so a read-only root
+filesystem suits it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -83,6 +89,59 @@ def copy(args: str, workdir: Path, files: list[str]) -> None:
                 shutil.copy2(ROOT / path, out)
 
 
+def serve_unprivileged(program: str, tmp: Path, env: dict[str, str]) -> None:
+    """`serve` as nobody, with only `writable` writable; it must answer a page and log no error."""
+    nobody = 65534
+    writable = tmp / "writable"
+    writable.mkdir()
+    os.chown(writable, nobody, nobody)
+    tmp.chmod(0o755)  # readable, not writable, by nobody: like an image's root filesystem
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_env = {
+        **env,
+        "HOME": str(tmp / "app"),
+        "TMPDIR": str(writable),
+        "IAM_ONBOARD_DATABASE_URL": f"sqlite:///{writable}/portal.db",
+        "IAM_ONBOARD_SECRET_KEY": "dockerfile-steps-" + "x" * 32,
+        "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
+        "AWS_ENDPOINT_URL_IAM": "http://127.0.0.1:9",
+    }
+    log = writable / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["runuser", "-u", "nobody", "--", program, "serve", "--port", str(port)],
+            cwd="/",
+            env=run_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit("serve as nobody exited:\n" + log.read_text())
+            try:
+                url = f"http://127.0.0.1:{port}/admin/sign-in"
+                with urllib.request.urlopen(url, timeout=2) as page:  # noqa: S310
+                    assert page.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(
+                        "serve as nobody did not answer:\n" + log.read_text()
+                    ) from None
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    output = log.read_text()
+    if "Traceback" in output or "ERROR" in output:
+        raise SystemExit("serve as nobody logged an error:\n" + output)
+    print("iam-onboard serve as nobody, one writable folder: /admin/sign-in answered 200")
+
+
 def main() -> int:
     text = (ROOT / "Dockerfile").read_text()
     files = context_files()
@@ -143,6 +202,10 @@ def main() -> int:
                 [program, *args], cwd="/", env=env, capture_output=True, text=True, check=True
             )
             print(f"{' '.join([command[0], *args])}: ok ({len(out.stdout.splitlines())} lines)")
+        if os.geteuid() == 0:
+            serve_unprivileged(program, tmp, env)
+        else:
+            print("not root: the unprivileged serve check runs in CI (as root) only")
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
