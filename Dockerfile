@@ -24,6 +24,9 @@ RUN pip install --no-deps -e . \
     && chown 10001:10001 /data
 
 # /data is the one writable place, e.g. for a SQLite file (PostgreSQL is the production choice).
+# The image suits a read-only root filesystem (deploy/iam-onboard.yaml runs it so): the code writes
+# only to /data and to /tmp, which gets a volume of its own there; `make deploy-check` runs the
+# installed code as an unprivileged user with a single writable folder.
 VOLUME ["/data"]
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

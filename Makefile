@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_PATHS := app tests $(wildcard bench) $(wildcard scripts)
+LINT_PATHS := app tests $(wildcard bench) $(wildcard scripts) $(wildcard tools)
 
-.PHONY: demo test lint fmt bench install clean messages screenshots
+.PHONY: demo test lint fmt bench install clean messages screenshots deploy-check
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,13 @@ messages: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py $(ARGS)
 
+## cfn-lint and checkov on deploy/, hadolint and checkov on the Dockerfile, and the Dockerfile's
+## install steps in a fresh venv; the linters live in .venv-deploy (tools/deploy-check.lock).
+deploy-check:
+	PYTHON=$(PYTHON) tools/deploy-check.sh
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-deploy .pytest_cache .mypy_cache .ruff_cache
