@@ -8,6 +8,8 @@ variable handed to the containers is a setting the portal reads.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +17,14 @@ import pytest
 import yaml
 
 from app.config import Settings
+from tests.helpers import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "iam-onboard.yaml"
-POLICIES = ROOT / "app" / "policies"
+CLI = [sys.executable, "-m", "app.cli"]
 
 # Settings another branch adds; the template may set them before they land here.
-PENDING_SETTINGS = {"IAM_ONBOARD_TRUSTED_PROXIES"}
+PENDING_SETTINGS: set[str] = set()
 
 
 class _TemplateLoader(yaml.SafeLoader):
@@ -64,15 +67,17 @@ def template_settings_env(template: dict[str, Any]) -> dict[str, str]:
 
 
 def expected_policy(kind: str, settings_env: dict[str, str]) -> dict[str, Any]:
-    """What `iam-onboard policy KIND --format cloudformation` prints for these settings.
-
-    Until that command is on this branch, the documents come from app/policies/ (the same files
-    the command starts from). When it lands, this becomes:
-        run([*CLI, "policy", kind, "--format", "cloudformation"], env=clean_env(**settings_env))
-    and its parsed stdout is returned.
-    """
-    document = json.loads((POLICIES / f"{kind}-policy.json").read_text(encoding="utf-8"))
-    return {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"PolicyDocument": document}}
+    """What `iam-onboard policy KIND --format cloudformation` prints for these settings."""
+    run = subprocess.run(
+        [*CLI, "policy", kind, "--format", "cloudformation"],
+        env=clean_env(IAM_ONBOARD_SECRET_KEY="x" * 40, **settings_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    parsed: dict[str, Any] = json.loads(run.stdout)
+    return parsed
 
 
 def _container(template: dict[str, Any], task_definition: str) -> dict[str, Any]:
