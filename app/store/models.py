@@ -175,7 +175,7 @@ class ApiToken(Base):
 
 
 class OutboxMail(Base):
-    """Every mail the portal sends; kept until delivered, retried when SMTP fails."""
+    """Every mail the portal sends; retried when SMTP fails. Bodies encrypted (app.mail)."""
 
     __tablename__ = "outbox"
 
@@ -189,6 +189,8 @@ class OutboxMail(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    # When the link in it stops working: its (encrypted) bodies are emptied then, or once sent.
+    expires_at: Mapped[datetime | None] = mapped_column()
 
 
 class IdempotencyRecord(Base):

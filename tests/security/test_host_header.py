@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from app.mail import read_mail
 from app.services.admins import create_admin
 from app.services.api_tokens import create_api_token
 from app.services.portal import CLI_ACTOR, Portal
@@ -107,7 +108,8 @@ def test_no_link_follows_a_forged_host(portal: Portal, server: str) -> None:
         api_answers = list(hr.answers)
 
     with portal.db.session() as s:
-        mails = [f"{m.text_body}\n{m.html_body or ''}" for m in s.query(OutboxMail).all()]
+        rows = [read_mail(portal, m) for m in s.query(OutboxMail).all()]
+    mails = [f"{m.text_body}\n{m.html_body or ''}" for m in rows]
 
     shown = [links_in(r.text) for r in (invited, resent, reset)]
     assert all(len(found) >= 1 for found in shown), shown

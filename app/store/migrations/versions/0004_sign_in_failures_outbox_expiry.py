@@ -1,4 +1,4 @@
-"""Failed admin sign-ins counted per (email, client address), not per account
+"""Failed admin sign-ins counted per (email, client address); outbox mail expires
 
 Revision ID: 0004
 Revises: 0003
@@ -26,9 +26,14 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_sign_in_failures_locked_until"), ["locked_until"], unique=False
         )
+    # When a mail's link stops working (app.mail empties its bodies then); NULL for older mail.
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("expires_at")
     with op.batch_alter_table("sign_in_failures", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sign_in_failures_locked_until"))
     op.drop_table("sign_in_failures")
