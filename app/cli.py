@@ -50,12 +50,9 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _run_server(portal: Portal, *, host: str, port: int) -> None:
-    import uvicorn
+    from app.server import serve
 
-    from app.main import create_app
-
-    # access_log is off: the app logs each request itself, with tokens taken out of paths.
-    uvicorn.run(create_app(portal), host=host, port=port, access_log=False, log_level="warning")
+    serve(portal, host=host, port=port)
 
 
 # -- commands ---------------------------------------------------------------------------------

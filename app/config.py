@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from functools import lru_cache
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     aws_read_timeout: float = Field(default=20, gt=0)
     aws_max_attempts: int = Field(default=3, ge=1, le=10)
     log_level: str = "INFO"
+    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto are believed; none by
+    # default: a client's address is then the one it connects from, for rate limits and audit.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("assignable_groups", mode="before")
     @classmethod
@@ -60,6 +64,22 @@ class Settings(BaseSettings):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [g.strip() for g in value.split(",") if g.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        for item in value:
+            try:
+                ipaddress.ip_network(str(item), strict=False)
+            except ValueError:
+                raise ValueError(
+                    _("{value} is not an IP address or network (like 10.0.0.0/8)").format(
+                        value=item
+                    )
+                ) from None
         return value
 
     @field_validator("base_url")
@@ -101,8 +121,12 @@ class Settings(BaseSettings):
         return self.base_url.startswith("https://")
 
     def require_real_secret(self) -> None:
-        """Refuse to run outside the sandbox with the published default secret."""
-        if self.uses_default_secret and not self.sandbox:
+        """Refuse to serve with the published default secret, sandbox or not.
+
+        `demo` is the one way to run on it: a throwaway database on 127.0.0.1 that nobody else
+        reaches. Anything served (`serve`) signs sessions that must not be forgeable.
+        """
+        if self.uses_default_secret:
             raise ConfigError(
                 _(
                     "IAM_ONBOARD_SECRET_KEY is not set: set it (or IAM_ONBOARD_SECRET_KEY_FILE) "

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.aws.errors import AwsError
 from app.aws.iam import AwsTime, aws_time
@@ -135,6 +136,10 @@ def create_app(portal: Portal) -> FastAPI:
         on_csrf_failure=csrf_failure,
     )
     app.add_middleware(SecurityHeaders, https=settings.https)
+    # Outermost: the client address every layer (rate limits, audit, logs) sees. Proxy headers
+    # count only from the configured proxies; servers run with uvicorn's own handling off.
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # FastAPI tries routes in order, router by router (about 10 µs a route here): the pages

@@ -130,16 +130,10 @@ class Server:
     """The portal served by uvicorn in a thread on 127.0.0.1."""
 
     def __init__(self, portal: Portal):
-        from app.main import create_app
+        from app.server import server_config
 
         self.port = free_port()
-        config = uvicorn.Config(
-            create_app(portal),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-        )
+        config = server_config(portal, host="127.0.0.1", port=self.port)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

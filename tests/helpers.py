@@ -8,7 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,6 +111,27 @@ def start_demo(tmp_path: Path, *extra_args: str, env: dict[str, str] | None = No
         except httpx.HTTPError:
             time.sleep(0.1)
     return Demo(process, portal_url, iam_url, database_url, lines)
+
+
+@contextmanager
+def serve_in_thread(portal: Any, **options: Any) -> Iterator[str]:
+    """The portal on a real uvicorn in a thread on 127.0.0.1, as `serve` runs it; stopped after."""
+    from uvicorn import Server
+
+    from app.server import server_config
+
+    srv = Server(server_config(portal, host="127.0.0.1", port=free_port(), **options))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.05)
+    assert srv.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{srv.config.port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
 
 
 # -- admins in web tests ---------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,20 +24,16 @@ from app.security.totp import (
     new_seed,
     otpauth_uri,
 )
-from app.services import audit, ratelimit
+from app.services import admin_lockout, audit, ratelimit
+from app.services.admin_lockout import LOCK_THRESHOLD, LOCK_WINDOW, AccountLocked, TooManyAttempts
 from app.services.invitations import EMAIL
 from app.services.portal import Actor, Portal
 from app.store.models import Admin
 
+# Sign-in failures are counted per (email, client address) in admin_lockout.
+__all__ = ["LOCK_THRESHOLD", "LOCK_WINDOW", "AccountLocked", "TooManyAttempts"]
+
 SETUP_TTL = timedelta(hours=24)
-# Ten failures (wrong password or wrong code) within the window lock the account.
-LOCK_THRESHOLD = 10
-LOCK_WINDOW = timedelta(minutes=15)
-# The first lock lasts BASE_LOCK; every further failure before a success doubles it.
-BASE_LOCK = timedelta(minutes=15)
-MAX_LOCK = timedelta(hours=24)
-# A day without trouble after a lock ends forgives the escalation.
-FORGIVE_AFTER = timedelta(hours=24)
 SETUP_CODE_TRIES = 10
 TOTP_ISSUER = "iam-onboard"
 _BOX_PURPOSE = "admin-totp"
@@ -80,21 +75,6 @@ class SignInRefused(PortalError):
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
         self.field = field
-
-
-class AccountLocked(PortalError):
-    status = 429
-    code = "account_locked"
-
-    def __init__(self, until: datetime, now: datetime):
-        when = f"{until:%H:%M}" if until - now < timedelta(hours=12) else f"{until:%Y-%m-%d %H:%M}"
-        super().__init__(
-            _(
-                "This account is locked for now after too many failed sign-ins. "
-                "Try again after {when} UTC or ask another admin."
-            ).format(when=when)
-        )
-        self.until = until
 
 
 def _box(portal: Portal) -> SecretBox:
@@ -177,6 +157,10 @@ _PASSWORD_MESSAGES = {
     passwords.ERR_TOO_SHORT: N_("Use at least 12 characters."),
     passwords.ERR_TOO_LONG: N_("Use at most 1024 characters."),
     passwords.ERR_CONTAINS_EMAIL: N_("Do not use your email address in the password."),
+    passwords.ERR_TOO_COMMON: N_(
+        "This password is common or easy to guess: attackers try such ones first. "
+        "Use a few unrelated words, or a password manager's."
+    ),
 }
 
 
@@ -288,60 +272,20 @@ def finish_totp_setup(
         admin.totp_last_step = check.step + 1
         admin.setup_token_hash = None
         admin.setup_expires_at = None
-        admin.failed_logins = 0
-        admin.first_failed_at = None
-        admin.locked_until = None
     audit.record(portal, actor=Actor(email, source_ip), action="admin.setup", detail=email)
     return AdminInfo(admin_id, email)
 
 
 # -- signing in -------------------------------------------------------------------------------
-def _locked_until(admin: Admin, now: datetime) -> datetime | None:
-    if admin.locked_until is not None and admin.locked_until > now:
-        return admin.locked_until
-    return None
-
-
-def _register_failure(portal: Portal, admin_id: str) -> datetime | None:
-    """Count one failed sign-in; returns the lock's end when this failure locks the account."""
-    now = portal.clock()
-    with portal.db.session() as session:
-        admin = session.get(Admin, admin_id, with_for_update=True)
-        assert admin is not None
-        escalated = admin.failed_logins >= LOCK_THRESHOLD
-        quiet_since_lock = (
-            admin.locked_until is not None and now - admin.locked_until >= FORGIVE_AFTER
-        )
-        window_over = admin.first_failed_at is None or now - admin.first_failed_at >= LOCK_WINDOW
-        if (escalated and quiet_since_lock) or (not escalated and window_over):
-            admin.failed_logins = 0
-            admin.first_failed_at = now
-        admin.failed_logins += 1
-        if admin.failed_logins < LOCK_THRESHOLD:
-            return None
-        doublings = min(admin.failed_logins - LOCK_THRESHOLD, 16)
-        admin.locked_until = now + min(MAX_LOCK, BASE_LOCK * 2**doublings)
-        return admin.locked_until
-
-
-def _unknown_email_failure(portal: Portal, email: str) -> None:
-    """An unknown email locks the same way a real account would, so lockout reveals nothing."""
-    key = "admin-sign-in-unknown:" + hashlib.sha256(email.encode("utf-8")).hexdigest()
-    if not ratelimit.hit(portal, key=key, limit=LOCK_THRESHOLD - 1, window=LOCK_WINDOW):
-        now = portal.clock()
-        raise AccountLocked(now + BASE_LOCK, now)
-
-
 def _fail(
     portal: Portal,
-    admin_id: str,
     email: str,
     source_ip: str | None,
     what: str,
     action: str = "admin.sign_in",
 ) -> None:
-    locked = _register_failure(portal, admin_id)
-    actor = Actor(email, source_ip)
+    locked = admin_lockout.register_failure(portal, email, source_ip)
+    actor = Actor(email or "unknown", source_ip)
     audit.record(portal, actor=actor, action=action, outcome="failed", detail=what)
     if locked is not None:
         audit.record(
@@ -360,31 +304,29 @@ _NO_MATCH = N_("This email address and password do not match an admin account.")
 def sign_in_password(
     portal: Portal, *, email: str, password: str, source_ip: str | None = None
 ) -> AdminInfo:
-    """First factor: the password. The caller then asks for a code (sign_in_code)."""
+    """First factor: the password. The caller then asks for a code (sign_in_code).
+
+    Known and unknown emails take the same steps (the cap per address, the lock of this email
+    at this address, one hash, one count), so neither the answer nor its time tells them apart.
+    """
     email = normalize_email(email)
     now = portal.clock()
+    if not admin_lockout.address_allows(portal, source_ip):
+        raise TooManyAttempts(now)
     with portal.db.session() as session:
         admin = _find(session, email) if email else None
         usable = admin is not None and admin.active and is_set_up(admin)
         admin_id = admin.id if admin is not None else ""
-        locked = _locked_until(admin, now) if admin is not None and usable else None
-        stored_hash = admin.password_hash if admin is not None else None
-    if not usable or stored_hash is None:
-        passwords.verify_against_dummy(password)
-        audit.record(
-            portal,
-            actor=Actor(email or "unknown", source_ip),
-            action="admin.sign_in",
-            outcome="failed",
-            detail="no such admin",
-        )
-        _unknown_email_failure(portal, email)
-        raise SignInRefused(_(_NO_MATCH), field="password")
+        stored_hash = admin.password_hash if admin is not None and usable else None
+    locked = admin_lockout.locked_until(portal, email, source_ip)
     if locked is not None:
-        passwords.verify_against_dummy(password)
         raise AccountLocked(locked, now)
+    if stored_hash is None:
+        passwords.verify_against_dummy(password)
+        _fail(portal, email, source_ip, "no such admin")
+        raise SignInRefused(_(_NO_MATCH), field="password")
     if not passwords.verify_password(stored_hash, password):
-        _fail(portal, admin_id, email, source_ip, "wrong password")
+        _fail(portal, email, source_ip, "wrong password")
         raise SignInRefused(_(_NO_MATCH), field="password")
     if passwords.needs_rehash(stored_hash):
         with portal.db.session() as session:
@@ -435,9 +377,9 @@ def _accept_code(
         if admin is None or not admin.active or not is_set_up(admin):
             raise SignInRefused(_("Sign in again."), field="code")
         email = admin.email
-        locked = _locked_until(admin, now)
         seed_token = admin.totp_seed_encrypted or ""
         last_step = admin.totp_last_step
+    locked = admin_lockout.locked_until(portal, email, source_ip)
     if locked is not None:
         raise AccountLocked(locked, now)
     seed = _box(portal).decrypt(seed_token, bound_to=admin_id)
@@ -449,7 +391,7 @@ def _accept_code(
     )
     check = check_single_code(seed=seed, code=code, now=now.timestamp(), used_steps=used)
     if not check.ok or check.step is None:
-        _fail(portal, admin_id, email, source_ip, "wrong code", action=action)
+        _fail(portal, email, source_ip, "wrong code", action=action)
         if check.problem is CodeProblem.REUSED:
             raise SignInRefused(
                 _("This code was already used. Wait until your app shows a new one."), field="code"
@@ -466,9 +408,7 @@ def _accept_code(
                 _("This code was already used. Wait until your app shows a new one."), field="code"
             )
         row.totp_last_step = check.step
-        row.failed_logins = 0
-        row.first_failed_at = None
-        row.locked_until = None
+    admin_lockout.forget(portal, email, source_ip)
     return AdminInfo(admin_id, email)
 
 
@@ -498,11 +438,9 @@ def unlock_admin(portal: Portal, *, email: str, actor: Actor) -> AdminInfo:
         admin = _find(session, email) if email else None
         if admin is None:
             raise NotFound(_("There is no admin {email}.").format(email=email))
-        was_locked = admin.locked_until is not None and admin.locked_until > portal.clock()
-        admin.failed_logins = 0
-        admin.first_failed_at = None
-        admin.locked_until = None
         info = AdminInfo(admin.id, admin.email)
+    # From every address: the admin asked for help, wherever the failures came from.
+    was_locked = admin_lockout.forget_everywhere(portal, email)
     detail = f"{email} (was locked)" if was_locked else f"{email} (was not locked)"
     audit.record(portal, actor=actor, action="admin.unlock", detail=detail)
     return info

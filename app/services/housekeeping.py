@@ -1,7 +1,9 @@
 """Housekeeping: the periodic chores, run by one replica at a time (a database lease).
 
 Expire links and enrollments, delete abandoned MFA devices, finish invitations a crash cut
-short, send one reminder per waiting invitation, enforce passed deadlines, retry unsent mail.
+short, send one reminder per waiting invitation, enforce passed deadlines, retry unsent mail;
+then drop what is no longer needed at rest: temporary passwords nobody can reveal any more,
+expired sessions, mail bodies whose link was delivered or expired, old sign-in failures.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
 
 from app.aws.errors import AwsError
 from app.errors import PortalError
 from app.i18n import _
-from app.mail import retry_unsent
+from app.mail import drop_spent_bodies, retry_unsent
 from app.security.tokens import hash_token, new_token
-from app.services import audit, leases
+from app.services import admin_lockout, audit, leases
 from app.services.adoption import finish_existing
 from app.services.enrollment import expire_enrollments
 from app.services.invitations import LIVE_STATES, finish_invitation
@@ -36,7 +38,8 @@ from app.services.lifecycle_steps import (
     mail_link,
 )
 from app.services.portal import SYSTEM_ACTOR, Portal
-from app.store.models import Enrollment, Invitation
+from app.services.sessions import purge_expired_sessions
+from app.store.models import Enrollment, Invitation, WebSession
 
 log = logging.getLogger("iam_onboard.housekeeping")
 
@@ -55,6 +58,9 @@ class HousekeepingReport:
     reminders_sent: int = 0
     deadlines_enforced: int = 0
     mails_sent: int = 0
+    passwords_deleted: int = 0
+    sessions_purged: int = 0
+    mail_bodies_dropped: int = 0
     problems: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -69,6 +75,11 @@ class HousekeepingReport:
                 n=self.deadlines_enforced
             ),
             _("{n} queued mail(s) sent").format(n=self.mails_sent),
+            _("{n} unrevealed temporary password(s) deleted").format(n=self.passwords_deleted),
+            _("{n} expired session(s) purged").format(n=self.sessions_purged),
+            _("{n} mail text(s) dropped (delivered or link expired)").format(
+                n=self.mail_bodies_dropped
+            ),
             *(_("problem: {problem}").format(problem=p) for p in self.problems),
         ]
 
@@ -86,6 +97,7 @@ def run_housekeeping(portal: Portal, *, holder: str) -> HousekeepingReport:
             _send_reminders,
             _enforce_deadlines,
             _retry_mail,
+            _forget_spent_secrets,
         ):
             try:
                 chore(portal, report)
@@ -275,6 +287,39 @@ def _enforce_deadlines(portal: Portal, report: HousekeepingReport) -> None:
 
 def _retry_mail(portal: Portal, report: HousekeepingReport) -> None:
     report.mails_sent += retry_unsent(portal)
+
+
+def _forget_spent_secrets(portal: Portal, report: HousekeepingReport) -> None:
+    # Sessions first: one that timed out no longer keeps a done page (and its password) open.
+    report.sessions_purged += purge_expired_sessions(portal)
+    report.passwords_deleted += delete_unrevealable_passwords(portal)
+    report.mail_bodies_dropped += drop_spent_bodies(portal)
+    admin_lockout.purge_forgotten(portal)
+
+
+def delete_unrevealable_passwords(portal: Portal) -> int:
+    """Temporary passwords of enrollments that ended: nobody can open their done page again.
+
+    An enrollment that expired or was locked; or one that finished but whose done page was
+    never shown and no live session leads to it any more. (AWS keeps the login profile: an
+    admin's resend or reset gives the person a new way in.)
+    """
+    now = portal.clock()
+    live_session = exists().where(
+        (WebSession.enrollment_id == Enrollment.id) & (WebSession.expires_at > now)
+    )
+    with portal.db.session() as s:
+        result = s.execute(
+            update(Enrollment)
+            .where(Enrollment.temp_password_encrypted.is_not(None))
+            .where(
+                Enrollment.status.in_(("expired", "locked"))
+                | ((Enrollment.status == "done") & ~live_session)
+            )
+            .values(temp_password_encrypted=None)
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # -- running it in the server ---------------------------------------------------------------------

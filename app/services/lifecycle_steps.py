@@ -238,7 +238,9 @@ def mail_link(portal: Portal, *, inv: Invitation, link: str, reason: str) -> boo
         deadline = _("From {when} UTC your AWS access needs MFA, set up or not.")
         lines.append(deadline.format(when=f"{inv.enforce_at:%Y-%m-%d %H:%M}"))
     subject = _("Set up MFA for your AWS sign-in ({name})").format(name=inv.user_name)
-    enqueue_mail(portal, to=inv.email, subject=subject, text="\n".join(lines))
+    enqueue_mail(
+        portal, to=inv.email, subject=subject, text="\n".join(lines), expires_at=inv.expires_at
+    )
     return True
 
 

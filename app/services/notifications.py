@@ -105,7 +105,12 @@ def send_invite_mail(portal: Portal, *, result: InviteResult) -> MailDelivery:
         portal, result=result, inviter=inviter, note=note, account=account_label(portal)
     )
     mail_id = enqueue_mail(
-        portal, to=result.email, subject=mail.subject, text=mail.text, html=mail.html
+        portal,
+        to=result.email,
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
+        expires_at=result.expires_at,
     )
     return _delivery(portal, mail_id, result.email)
 

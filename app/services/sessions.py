@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
 
 from app.security.tokens import hash_token, new_token
 from app.services.portal import Portal
@@ -89,6 +89,14 @@ def end_session(portal: Portal, raw_id: str | None) -> None:
 
 
 def purge_expired_sessions(portal: Portal) -> int:
+    """Delete sessions past their absolute or idle timeout; returns how many went."""
+    now = portal.clock()
+    idle_over = [
+        (WebSession.kind == kind) & (WebSession.last_seen_at <= now - idle)
+        for kind, (idle, _absolute) in TIMEOUTS.items()
+    ]
     with portal.db.session() as session:
-        result = session.execute(delete(WebSession).where(WebSession.expires_at <= portal.clock()))
+        result = session.execute(
+            delete(WebSession).where(or_(WebSession.expires_at <= now, *idle_over))
+        )
         return int(getattr(result, "rowcount", 0) or 0)

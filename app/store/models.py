@@ -131,6 +131,21 @@ class Admin(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class SignInFailures(Base):
+    """Failed admin sign-ins (and step-ups) from one client address for one email.
+
+    Keyed by both, so wrong passwords from one address never lock the admin out at another;
+    unknown emails are counted the same way as real ones, so a lock tells nothing.
+    """
+
+    __tablename__ = "sign_in_failures"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # sha256(email) + address
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime | None] = mapped_column()
+    locked_until: Mapped[datetime | None] = mapped_column(index=True)
+
+
 class WebSession(Base):
     """A server-side session; the cookie holds an opaque id whose SHA-256 is the key here."""
 
@@ -160,7 +175,7 @@ class ApiToken(Base):
 
 
 class OutboxMail(Base):
-    """Every mail the portal sends; kept until delivered, retried when SMTP fails."""
+    """Every mail the portal sends; retried when SMTP fails. Bodies encrypted (app.mail)."""
 
     __tablename__ = "outbox"
 
@@ -174,6 +189,8 @@ class OutboxMail(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    # When the link in it stops working: its (encrypted) bodies are emptied then, or once sent.
+    expires_at: Mapped[datetime | None] = mapped_column()
 
 
 class IdempotencyRecord(Base):

@@ -31,11 +31,12 @@ def _parse_time(value: str, *, field: str, end_of_day: bool) -> datetime | None:
             day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
             return day + timedelta(days=1) if end_of_day else day
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # In UTC now: 0001-01-01T00:00+14:00 is before the first day a datetime can hold.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # 9999-12-31 has no next day to end on
         raise ValidationError(
             _("Give a date as YYYY-MM-DD (UTC), or a date and time."), field=field
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def _filter_values(

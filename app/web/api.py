@@ -375,7 +375,7 @@ def list_users(
         Query(description="A status as written (`invite expired`) or as a slug (`invite_expired`)"),
     ] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of a name or email")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=directory.MAX_PER_PAGE)] = 50,
     refresh: Annotated[bool, Query(description="Read IAM first, like the refresh button")] = False,
 ) -> UsersPage:

@@ -99,6 +99,17 @@ def test_serve_refuses_the_default_secret(tmp_path: Path):
     assert "IAM_ONBOARD_SECRET_KEY is not set" in result.stderr
 
 
+def test_serve_refuses_the_default_secret_in_the_sandbox_too(tmp_path: Path):
+    env = clean_env(
+        IAM_ONBOARD_DATABASE_URL=f"sqlite:///{tmp_path}/x.db", IAM_ONBOARD_SANDBOX="true"
+    )
+    result = subprocess.run(
+        [*CLI, "serve"], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "IAM_ONBOARD_SECRET_KEY is not set" in result.stderr
+
+
 def test_secret_from_a_file(tmp_path: Path):
     from app.config import load_settings
 

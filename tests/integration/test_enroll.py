@@ -37,7 +37,7 @@ from app.services.invitations import invite_user
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.store.models import AuditEvent, Enrollment, Invitation, OutboxMail, WebSession
 from tests.conftest import skip_or_fail
-from tests.helpers import free_port
+from tests.helpers import serve_in_thread
 from tests.qr_decode import decode_svg, svg_in_page
 
 UNUSABLE = "This link can't be used any more. Ask the person who invited you for a new one."
@@ -660,19 +660,8 @@ def test_a_failure_after_mfa_is_bound_is_finished_by_a_retry(
 
 @pytest.fixture
 def server(portal: Portal) -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(create_app(portal), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(portal) as url:
+        yield url
 
 
 def test_a_double_submitted_form_enables_the_device_once(portal: Portal, server: str, iam_client):

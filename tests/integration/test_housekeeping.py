@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.aws.iam import EMAIL_TAG, INVITATION_TAG, MANAGED_TAG
+from app.mail import Mail, list_outbox
 from app.main import create_app
 from app.services import leases
 from app.services.adoption import invite_existing_user
@@ -22,7 +23,7 @@ from app.services.housekeeping import run_housekeeping
 from app.services.invitations import invite_user
 from app.services.lifecycle import resend
 from app.services.portal import CLI_ACTOR, Actor, Portal
-from app.store.models import AuditEvent, Enrollment, Invitation, OutboxMail, utcnow
+from app.store.models import AuditEvent, Enrollment, Invitation, utcnow
 from tests.conftest import make_portal
 from tests.helpers import Clock
 from tests.integration.lifecycle_support import enroll, start, token_of, unassigned_serials
@@ -44,12 +45,12 @@ def _groups(iam_client, name: str) -> list[str]:  # type: ignore[no-untyped-def]
     return [g["GroupName"] for g in iam_client.list_groups_for_user(UserName=name)["Groups"]]
 
 
-def _outbox(portal: Portal) -> list[OutboxMail]:
-    with portal.db.session() as s:
-        return list(s.scalars(select(OutboxMail).order_by(OutboxMail.id)))
+def _outbox(portal: Portal) -> list[Mail]:
+    """The outbox as the sandbox's outbox page shows it: bodies decrypted, oldest first."""
+    return list(reversed(list_outbox(portal)))
 
 
-def _link_in(mail: OutboxMail) -> str:
+def _link_in(mail: Mail) -> str:
     return next(w for w in mail.text_body.split() if "/enroll/" in w)
 
 

@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.mail import read_mail
 from app.main import create_app
 from app.sandbox import Sandbox
 from app.services import enrollment
@@ -194,7 +195,8 @@ def test_a_new_hire_reads_every_enrollment_page_in_korean(portal: Portal, reader
 
     # The mail to the inviting admin was written in the language of the moment: Korean.
     with portal.db.session() as s:
-        [notice] = s.scalars(select(OutboxMail)).all()
+        [row] = s.scalars(select(OutboxMail)).all()
+        notice = read_mail(portal, row)
     assert HANGUL.search(notice.subject)
     assert english_runs(notice.text_body, reader.names | {"boss@example.com"}) == []
 
@@ -310,7 +312,8 @@ def test_an_admin_reads_every_console_page_in_korean(portal: Portal, reader: Kor
     reader.get(f"/admin/outbox/{mail_id.group(1)}")
     # The invitation went out in the inviting admin's language.
     with portal.db.session() as s:
-        mail = s.scalars(select(OutboxMail).where(OutboxMail.to == "minjun@example.com")).one()
+        row = s.scalars(select(OutboxMail).where(OutboxMail.to == "minjun@example.com")).one()
+        mail = read_mail(portal, row)
     assert HANGUL.search(mail.subject) and HANGUL.search(mail.text_body)
     names = reader.names | {"minjun@example.com", ADMIN}
     assert english_runs(mail.text_body, names) == []

@@ -228,6 +228,8 @@ def test_the_invite_arrives_over_smtp_with_auth(aws, tmp_path, portals, plain_sm
     token = link.group(1).rsplit("/", 1)[1]
     assert hash_token(token) == inv.token_hash
     assert row.sent_at is not None and row.attempts == 1 and row.last_error is None
+    # Delivered: the link is in the recipient's mailbox only, no longer in the outbox.
+    assert row.text_body == "" and row.html_body is None and row.to == "grace@example.com"
 
 
 def test_wrong_smtp_password_keeps_the_mail(aws, tmp_path, portals, plain_smtp, inbox):

@@ -1,7 +1,7 @@
 """A forged Host (or X-Forwarded-Host, Forwarded) header cannot change a link the portal makes.
 
-A real uvicorn serves the app (it trusts X-Forwarded-* from 127.0.0.1 by default, so this is
-where such headers could take effect); every request of the admin and of the HR system carries
+A real uvicorn serves the app, with 127.0.0.1 as a trusted proxy (IAM_ONBOARD_TRUSTED_PROXIES),
+so X-Forwarded-* take effect; every request of the admin and of the HR system carries
 the forged headers. Each link (invite page, its mail, the API, a resend, an MFA reset, an admin
 setup link) must start with the configured base URL, and no page or redirect may echo the
 forged host.
@@ -10,20 +10,17 @@ forged host.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from app.main import create_app
+from app.mail import read_mail
 from app.services.admins import create_admin
 from app.services.api_tokens import create_api_token
 from app.services.portal import CLI_ACTOR, Portal
 from app.store.models import OutboxMail
-from tests.helpers import Clock, csrf_of, free_port, set_up_admin, sign_in_admin, totp_at
+from tests.helpers import Clock, csrf_of, serve_in_thread, set_up_admin, sign_in_admin, totp_at
 
 EVIL = "evil.example"
 FORGED = {
@@ -41,19 +38,10 @@ LINK = re.compile(r"https?://[^\s\"'<>]+/(?:enroll|admin/setup)/[A-Za-z0-9_-]{20
 
 @pytest.fixture
 def server(portal: Portal) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(portal), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    # The worst case: the loopback peer is a trusted proxy, so X-Forwarded-* take effect.
+    portal.settings.trusted_proxies = ["127.0.0.1"]
+    with serve_in_thread(portal) as url:
+        yield url
 
 
 class Forged(httpx.Client):
@@ -120,7 +108,8 @@ def test_no_link_follows_a_forged_host(portal: Portal, server: str) -> None:
         api_answers = list(hr.answers)
 
     with portal.db.session() as s:
-        mails = [f"{m.text_body}\n{m.html_body or ''}" for m in s.query(OutboxMail).all()]
+        rows = [read_mail(portal, m) for m in s.query(OutboxMail).all()]
+    mails = [f"{m.text_body}\n{m.html_body or ''}" for m in rows]
 
     shown = [links_in(r.text) for r in (invited, resent, reset)]
     assert all(len(found) >= 1 for found in shown), shown

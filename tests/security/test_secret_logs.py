@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,13 +27,11 @@ from urllib.parse import urlsplit
 import httpx
 import pyotp
 import pytest
-import uvicorn
 
-from app.main import create_app
 from app.services.admins import create_admin
 from app.services.api_tokens import create_api_token
 from app.services.portal import CLI_ACTOR, Portal
-from tests.helpers import ADMIN_PASSWORD, admin_setup_link, clean_env, csrf_of, free_port
+from tests.helpers import ADMIN_PASSWORD, admin_setup_link, clean_env, csrf_of, serve_in_thread
 from tests.security.support import RunningDemo
 
 ADMIN = "admin@example.com"
@@ -260,20 +257,9 @@ def everything_at_debug() -> Iterator[Capture]:
 
 @pytest.fixture
 def server(portal: Portal) -> Iterator[str]:
-    port = free_port()
     # As `iam-onboard serve` runs it: no access log (it would hold the link paths).
-    config = uvicorn.Config(
-        create_app(portal), host="127.0.0.1", port=port, log_level="debug", access_log=False
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(portal, log_level="debug") as url:
+        yield url
 
 
 def test_no_secret_in_any_log_in_process_with_everything_at_debug(
