@@ -30,7 +30,7 @@ router = APIRouter(include_in_schema=False)
 
 
 # -- existing IAM users -------------------------------------------------------------------------
-def _sendlink_page(
+def _send_link_page(
     request: Request,
     portal: PortalDep,
     name: str,
@@ -79,7 +79,7 @@ def _parse_deadline(enforce: str, deadline: str) -> datetime | None:
 
 @router.get("/admin/users/{name}/send-link")
 def sendlink_page(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> Response:
-    return _sendlink_page(request, portal, name)
+    return _send_link_page(request, portal, name)
 
 
 @router.post("/admin/users/{name}/send-link")
@@ -102,14 +102,18 @@ def send_link(
         "replace_login_profile": bool(replace_login_profile),
         "groups": groups or [],
     }
-    # A link for an existing user is a way into that account: a fresh code first.
+    try:
+        when = _parse_deadline(enforce, deadline)
+    except ValidationError as exc:  # the form first: a code is spent only on a whole request
+        errors = {exc.field or "_form": exc.message}
+        return _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
+    # A link for an existing user is a way into that account: a fresh code before it is made.
     problem = step_up(request, portal, admin, code, f"send an enrollment link to {name}")
     if problem is not None:
-        return _sendlink_page(
+        return _send_link_page(
             request, portal, name, values=values, errors={"code": problem}, status_code=400
         )
     try:
-        when = _parse_deadline(enforce, deadline)
         result = adoption.invite_existing_user(
             portal,
             user_name=name,
@@ -123,9 +127,9 @@ def send_link(
         raise
     except ValidationError as exc:
         errors = {exc.field or "_form": exc.message}
-        return _sendlink_page(request, portal, name, values=values, errors=errors, status_code=400)
+        return _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
     except PortalError as exc:
-        return _sendlink_page(
+        return _send_link_page(
             request,
             portal,
             name,

@@ -98,7 +98,8 @@ def test_no_link_follows_a_forged_host(portal: Portal, server: str) -> None:
         web_answers = list(browser.answers)
 
     with Forged(server) as hr:
-        hr.headers["Authorization"] = f"Bearer {create_api_token(portal, name='hr')}"
+        token = create_api_token(portal, name="hr", scopes=["invitations:write", "users:lifecycle"])
+        hr.headers["Authorization"] = f"Bearer {token}"
         api_invite = hr.post("/api/v1/invitations", json={"user_name": "bob", "email": "b@x.io"})
         assert api_invite.status_code == 201, api_invite.text
         api_resend = hr.post("/api/v1/users/bob/resend")

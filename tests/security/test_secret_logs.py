@@ -276,7 +276,9 @@ def test_no_secret_in_any_log_in_process_with_everything_at_debug(
 
     portal.clock = clock
     setup = create_admin(portal, email=ADMIN, actor=CLI_ACTOR).link
-    token = create_api_token(portal, name="hr-system")
+    token = create_api_token(
+        portal, name="hr-system", scopes=["users:read", "invitations:write", "users:lifecycle"]
+    )
     journey = Journey(server, Steps(clock, advance))
     run_journey(journey, urlsplit(setup).path, token)
     # An unexpected error behind a link: the traceback is logged, the link's token is not.
@@ -309,7 +311,13 @@ def test_no_secret_in_what_the_demo_writes_at_debug(tmp_path: Path) -> None:
     try:
         base = demo.url
         setup_link = admin_setup_link(demo.output)
-        created = demo.demo.cli("create-api-token", "hr-system")
+        created = demo.demo.cli(
+            "create-api-token",
+            "hr-system",
+            "--scope=users:read",
+            "--scope=invitations:write",
+            "--scope=users:lifecycle",
+        )
         assert created.returncode == 0, created.stderr
         token = created.stdout.strip().splitlines()[-1].strip()
         assert token.startswith("iob_"), created.stdout
