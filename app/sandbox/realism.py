@@ -185,7 +185,8 @@ class RealisticApp:
             else None
         )
         self.window = (
-            ConsistencyWindow(settings.consistency_ms, settings.clock, self._rng)
+            # Its own generator (seeded from ours): the two are used under different locks.
+            ConsistencyWindow(settings.consistency_ms, settings.clock, self._fork_rng())
             if settings.consistency_ms > 0
             else None
         )
@@ -216,6 +217,9 @@ class RealisticApp:
         if service != "iam" or self.window is None:
             return self._app(environ, start_response)
         return self._through_window(environ, start_response, action, params)
+
+    def _fork_rng(self) -> random.Random:
+        return random.Random(self._rng.getrandbits(64))  # noqa: S311 - timing noise, not secrets
 
     def _wait(self) -> None:
         if self.settings.latency_ms <= 0:
