@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import i18n
 from app.config import Settings, load_settings
+from app.demo_realism import add_demo_options as add_realism_options
 from app.errors import PortalError
 from app.i18n import _
 from app.services.portal import CLI_ACTOR, Portal, build_portal
@@ -57,6 +58,7 @@ def _run_server(portal: Portal, *, host: str, port: int) -> None:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo_realism import banner_lines, realism_for_demo
     from app.sandbox import start_sandbox
     from app.services.bootstrap import bootstrap
 
@@ -73,6 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 port=args.iam_port, option="--iam-port"
             )
         )
+    realism = realism_for_demo(args)  # issue 16: realism modes (app/demo_realism.py)
     tmpdir = None
     database_url = args.database_url
     if not database_url:
@@ -80,7 +83,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         database_url = f"sqlite:///{tmpdir}/demo.db"
     # None: IAM_ONBOARD_SANDBOX_ENFORCE_POLICIES=1 decides (start_sandbox reads it).
     enforce = True if args.iam_enforce_policies else None
-    sandbox = start_sandbox(host=host, port=args.iam_port or 0, enforce_policies=enforce)
+    sandbox = start_sandbox(
+        host=host, port=args.iam_port or 0, enforce_policies=enforce, realism=realism
+    )
     try:
         settings = load_settings(
             sandbox=True, database_url=database_url, base_url=f"http://{host}:{args.port}"
@@ -99,6 +104,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(sandbox.url)
         if sandbox.enforcing:
             _print_enforcement(sandbox)
+        for line in banner_lines(realism):  # issue 16: the realism modes that are on
+            print(line)
         _print_demo_admin(portal, args.admin_email)
         print(_("Database: {url}").format(url=database_url))
         sys.stdout.flush()
@@ -514,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=_("the sandbox authenticates every call and enforces IAM policies as AWS does"),
     )
+    add_realism_options(p)  # issue 16: --iam-latency-ms, --iam-consistency-ms, --iam-rate/-burst
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help=_("run the portal against real AWS (production)"))

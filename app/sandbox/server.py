@@ -45,6 +45,8 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app.sandbox.enforcement import ENFORCE_ENV, EnforcingApp
+from app.sandbox.realism import RealismSettings, RealisticApp
+from app.sandbox.realism import wrap as wrap_realism
 from app.sandbox.totp import codes_match
 
 SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account
@@ -79,6 +81,7 @@ class Sandbox:
         self._previous_fidelity = previous
         self._stopped = False
         self.enforcing = enforcing  # IAM policies enforced (app/sandbox/enforcement.py)
+        self.realism: RealisticApp | None = None  # latency, consistency, throttling (realism.py)
         self.host: str = str(server.server_address[0])
         self.port: int = int(server.server_address[1])
 
@@ -120,12 +123,16 @@ def start_sandbox(
     *,
     fidelity: bool = True,
     enforce_policies: bool | None = None,
+    realism: RealismSettings | None = None,
 ) -> Sandbox:
     """Start moto's IAM server on loopback (port 0 picks a free port).
 
     enforce_policies (default: IAM_ONBOARD_SANDBOX_ENFORCE_POLICIES=1) authenticates and
     authorizes every request as AWS would (app/sandbox/enforcement.py); otherwise any
     credentials do anything.
+
+    realism (default: the IAM_ONBOARD_SANDBOX_LATENCY_MS, _CONSISTENCY_MS, _RATE and _BURST
+    variables) makes IAM slow, eventually consistent and throttled as AWS is (realism.py).
     """
     global _fidelity_enabled
     # The sandbox accepts any credentials: it must never be reachable from another machine.
@@ -142,6 +149,7 @@ def start_sandbox(
         enforce_policies = os.environ.get(ENFORCE_ENV, "") == "1"
     if enforce_policies:
         app = EnforcingApp(app, SANDBOX_ACCOUNT_ID)
+    app, realistic = wrap_realism(app, realism)  # outermost: throttled calls are not checked
     # Not moto's ThreadedMotoServer: its start() waits forever when the port is taken.
     try:
         server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -150,7 +158,9 @@ def start_sandbox(
     thread = threading.Thread(target=server.serve_forever, name="iam-sandbox", daemon=True)
     previous, _fidelity_enabled = _fidelity_enabled, fidelity
     thread.start()
-    return Sandbox(server, thread, previous, enforce_policies)
+    sandbox = Sandbox(server, thread, previous, enforce_policies)
+    sandbox.realism = realistic
+    return sandbox
 
 
 # --- patching machinery ------------------------------------------------------------
