@@ -22,7 +22,7 @@ from app.i18n import _
 from app.services.portal import CLI_ACTOR, Portal, build_portal
 
 if TYPE_CHECKING:
-    from app.services.lifecycle_steps import LinkResult
+    from app.services.lifecycle.links import LinkResult
 
 log = logging.getLogger("iam_onboard")
 
@@ -344,7 +344,7 @@ def _print_link(result: LinkResult, headline: str) -> None:
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
-    from app.services.lifecycle import resend
+    from app.services.lifecycle.waiting import resend
 
     result = resend(_portal(), user_name=args.user, actor=CLI_ACTOR)
     _print_link(
@@ -355,7 +355,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from app.services.lifecycle import revoke
+    from app.services.lifecycle.waiting import revoke
 
     result = revoke(_portal(), user_name=args.user, delete_user=args.delete_user, actor=CLI_ACTOR)
     print(_("The enrollment link of {name} no longer works.").format(name=result.user_name))
@@ -369,7 +369,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_reset_mfa(args: argparse.Namespace) -> int:
-    from app.services.lifecycle import reset_mfa
+    from app.services.lifecycle.lost_device import reset_mfa
 
     if not args.yes:
         _confirm(
@@ -388,7 +388,7 @@ def cmd_reset_mfa(args: argparse.Namespace) -> int:
 
 
 def cmd_offboard(args: argparse.Namespace) -> int:
-    from app.services.lifecycle import describe_resources, offboard, offboard_plan
+    from app.services.lifecycle.offboarding import describe_resources, offboard, offboard_plan
 
     portal = _portal()
     items = describe_resources(offboard_plan(portal, user_name=args.user))
@@ -431,7 +431,7 @@ def _deadline(value: str | None) -> datetime | None:
 
 
 def cmd_send_link(args: argparse.Namespace) -> int:
-    from app.services.adoption import invite_existing_user
+    from app.services.lifecycle.adoption import invite_existing_user
 
     deadline = _deadline(args.deadline)
     result = invite_existing_user(
@@ -458,7 +458,7 @@ def cmd_send_link(args: argparse.Namespace) -> int:
 
 
 def cmd_set_email(args: argparse.Namespace) -> int:
-    from app.services.contacts import change_email
+    from app.services.lifecycle.contacts import change_email
 
     name = change_email(_portal(), user_name=args.user, email=args.email, actor=CLI_ACTOR)
     print(_("Links for {name} now go to {email}.").format(name=name, email=args.email.strip()))

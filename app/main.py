@@ -31,7 +31,7 @@ from app.web import (
     users,
 )
 from app.web.errors import csrf_failure, install_error_handlers, unexpected_error
-from app.web.middleware import SessionCsrfMiddleware
+from app.web.middleware import SessionCsrfMiddleware, redact_path
 from app.web.templating import STATIC_DIR
 
 log = logging.getLogger("iam_onboard.http")
@@ -40,19 +40,6 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
 )
-
-
-# Fixed paths under the token-carrying prefixes; anything else there is a token.
-_NOT_TOKENS = {"verify", "done", "finish", "restart", "totp"}
-
-
-def redact_path(path: str) -> str:
-    """Paths that carry a token are logged without it."""
-    for prefix in ("/enroll/", "/admin/setup/"):
-        rest = path[len(prefix) :]
-        if path.startswith(prefix) and rest and rest not in _NOT_TOKENS:
-            return prefix + "[token]"
-    return path
 
 
 class SecurityHeaders:

@@ -25,18 +25,14 @@ from sqlalchemy import exists, select, update
 from app.aws.errors import AwsError
 from app.errors import PortalError
 from app.i18n import _
-from app.mail import drop_spent_bodies, retry_unsent
 from app.security.tokens import hash_token, new_token
 from app.services import admin_lockout, audit, leases
-from app.services.adoption import finish_existing
 from app.services.enrollment import expire_enrollments
 from app.services.invitations import LIVE_STATES, finish_invitation
-from app.services.lifecycle_steps import (
-    delete_unassigned_device,
-    iam_step,
-    mail_enabled,
-    mail_link,
-)
+from app.services.lifecycle.adoption import finish_existing
+from app.services.lifecycle.links import mail_enabled, mail_link
+from app.services.lifecycle.steps import delete_unassigned_device, iam_step
+from app.services.outbox import drop_spent_bodies, retry_unsent
 from app.services.portal import SYSTEM_ACTOR, Portal
 from app.services.sessions import purge_expired_sessions
 from app.store.models import Enrollment, Invitation, WebSession

@@ -9,14 +9,16 @@ from typing import Any, Literal
 
 from app.aws.errors import AwsError
 from app.i18n import _, current_language
-from app.mail import enqueue_mail, get_mail
 from app.services.invitations import EMAIL, InviteResult
+from app.services.outbox import enqueue_mail, get_mail
 from app.services.portal import Portal
 from app.store.models import Invitation
 from app.store.rows import fetch
-from app.web.templating import render_text
+from app.template_env import new_environment
 
 log = logging.getLogger("iam_onboard.mail")
+# Mail has its own environment: no request, no page globals, only the templates and translations.
+_mail_env = new_environment()
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ def _inviter_text(invited_by: str) -> str:
 
 def _render(name: str, context: dict[str, Any]) -> tuple[str, str]:
     context = {**context, "lang": current_language()}
-    return render_text(f"mail/{name}.txt", context), render_text(f"mail/{name}.html", context)
+    text = _mail_env.get_template(f"mail/{name}.txt").render(context)
+    return text, _mail_env.get_template(f"mail/{name}.html").render(context)
 
 
 def invite_mail(

@@ -175,7 +175,7 @@ class ApiToken(Base):
 
 
 class OutboxMail(Base):
-    """Every mail the portal sends; retried when SMTP fails. Bodies encrypted (app.mail)."""
+    """Every mail the portal sends; retried when SMTP fails. Bodies encrypted (services/outbox)."""
 
     __tablename__ = "outbox"
 

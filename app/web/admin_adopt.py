@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from app.errors import NotFound, PortalError, ValidationError
 from app.i18n import _
-from app.services import adoption, contacts, lifecycle_plans
+from app.services.lifecycle import adoption, contacts, plans
 from app.web.deps import AdminDep, PortalDep
 from app.web.lifecycle import (
     FormText,
@@ -39,7 +39,7 @@ def _send_link_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    plan = lifecycle_plans.send_link_plan(portal, user_name=name)
+    plan = plans.send_link_plan(portal, user_name=name)
     defaults = {
         "email": plan.email,
         "enforce": "now",

@@ -9,7 +9,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.errors import NotFound
 from app.i18n import _, ngettext
-from app.mail import Mail, get_mail, list_outbox, outbox_readable, retry_unsent, unsent_count
+from app.services.outbox import (
+    Mail,
+    get_mail,
+    list_outbox,
+    outbox_readable,
+    retry_unsent,
+    unsent_count,
+)
 from app.web.deps import AdminDep, PortalDep
 from app.web.templating import render
 

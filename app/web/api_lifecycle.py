@@ -2,7 +2,7 @@
 
 Same prefix, bearer token and error shape as app/web/api.py. There is no step-up code here:
 each route needs its own token scope instead (app.services.api_tokens.SCOPES), and acts only
-on users the portal manages (app.services.ownership).
+on users the portal manages (app.services.lifecycle.ownership).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.services import adoption, lifecycle
-from app.services.lifecycle_steps import LinkResult
+from app.services.lifecycle import adoption, lost_device, offboarding, waiting
+from app.services.lifecycle.links import LinkResult
 from app.web.api import API_ERRORS, ApiCaller, ErrorOut, check_scope, require_token, scoped
 from app.web.deps import PortalDep
 
@@ -118,7 +118,7 @@ router = APIRouter(
 )
 def resend(name: str, portal: PortalDep, caller: Lifecycle) -> LinkOut:
     """Resend the enrollment link."""
-    return _link_out(lifecycle.resend(portal, user_name=name, actor=caller.actor))
+    return _link_out(waiting.resend(portal, user_name=name, actor=caller.actor))
 
 
 @router.post(
@@ -138,7 +138,7 @@ def revoke(
     """Revoke the invitation."""
     if body is not None and body.delete_user:
         check_scope(caller, "users:delete")
-    result = lifecycle.revoke(
+    result = waiting.revoke(
         portal,
         user_name=name,
         delete_user=body.delete_user if body else False,
@@ -166,7 +166,7 @@ def reset_mfa(
 ) -> LinkOut:
     """Reset a lost MFA device."""
     # body.email is ignored on purpose: a request never changes where links go.
-    return _link_out(lifecycle.reset_mfa(portal, user_name=name, actor=caller.actor))
+    return _link_out(lost_device.reset_mfa(portal, user_name=name, actor=caller.actor))
 
 
 @router.post(
@@ -226,5 +226,5 @@ def offboard(
     caller: Annotated[ApiCaller, Depends(scoped("users:delete"))],
 ) -> OffboardOut:
     """Offboard the user."""
-    report = lifecycle.offboard(portal, user_name=name, actor=caller.actor)
+    report = offboarding.offboard(portal, user_name=name, actor=caller.actor)
     return OffboardOut(user_name=report.user_name, removed=report.removed)

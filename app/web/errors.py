@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.errors import PortalError
 from app.i18n import _
+from app.web.middleware import redact_path
 from app.web.templating import render
 
 log = logging.getLogger("iam_onboard.errors")
@@ -83,8 +84,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     """The 500 answer: a plain sentence for the person, the stack trace for the server log."""
-    from app.main import redact_path  # here, not at the top: app.main imports this module
-
     # Redacted: the path of a link's landing page is its token.
     log.exception("unhandled error on %s %s", request.method, redact_path(request.url.path))
     title, message = _status_text(500)

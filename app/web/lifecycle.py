@@ -17,19 +17,17 @@ from fastapi.responses import Response
 from app.errors import Conflict, NotFound, PortalError, ValidationError
 from app.i18n import _
 from app.security.tokens import new_token
-from app.services import admins, directory, lifecycle, lifecycle_plans, statuses
+from app.services import admins, directory, statuses
 from app.services.invitations import InviteResult
-from app.services.lifecycle_steps import LinkResult
+from app.services.lifecycle import lost_device, offboarding, plans, waiting
+from app.services.lifecycle.links import LinkResult
 from app.services.notifications import MailDelivery, send_invite_mail
 from app.services.sessions import end_session
 from app.web.deps import AdminContext, AdminDep, PortalDep, session_raw_id
-from app.web.templating import env, render
+from app.web.templating import render
 
 log = logging.getLogger("iam_onboard.web")
 router = APIRouter(include_in_schema=False)
-
-# The user page's action partial (admin/_user_actions.html) asks which actions fit.
-env.globals["lifecycle_actions"] = lifecycle_plans.user_actions
 
 FormText = Annotated[str, Form(max_length=320)]
 
@@ -125,11 +123,13 @@ def user_page(
     request: Request, portal: PortalDep, name: str, *, errors: dict[str, str], status_code: int
 ) -> Response:
     """The user page again, with an action's errors under its fields."""
+    detail = directory.user_detail(portal, name)
     return render(
         request,
         "admin/user.html",
         {
-            "detail": directory.user_detail(portal, name),
+            "detail": detail,
+            "actions": plans.user_actions(detail),
             "status_label": statuses.status_label,
             "mfa_group": portal.settings.mfa_group,
             "action_errors": errors,
@@ -142,7 +142,7 @@ def user_page(
 @router.post("/admin/users/{name}/resend")
 def resend(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> Response:
     try:
-        result = lifecycle.resend(portal, user_name=name, actor=admin.actor)
+        result = waiting.resend(portal, user_name=name, actor=admin.actor)
     except NotFound:
         raise
     except PortalError as exc:
@@ -172,7 +172,7 @@ def revoke(
         if problem is not None:
             return user_page(request, portal, name, errors={"code": problem}, status_code=400)
     try:
-        result = lifecycle.revoke(portal, user_name=name, delete_user=delete, actor=admin.actor)
+        result = waiting.revoke(portal, user_name=name, delete_user=delete, actor=admin.actor)
     except NotFound:
         raise
     except PortalError as exc:
@@ -205,7 +205,7 @@ def _reset_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    plan = lifecycle_plans.reset_plan(portal, user_name=name)
+    plan = plans.reset_plan(portal, user_name=name)
     return render(
         request,
         "admin/reset_mfa.html",
@@ -238,7 +238,7 @@ def reset_mfa(
             request, portal, name, email=email, errors={"code": problem}, status_code=400
         )
     try:
-        result = lifecycle.reset_mfa(portal, user_name=name, email=email, actor=admin.actor)
+        result = lost_device.reset_mfa(portal, user_name=name, email=email, actor=admin.actor)
     except NotFound:
         raise
     except ValidationError as exc:
@@ -275,7 +275,7 @@ def _offboard_page(
     stopped: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    preview = lifecycle_plans.offboard_preview(portal, user_name=name)
+    preview = plans.offboard_preview(portal, user_name=name)
     return render(
         request,
         "admin/offboard.html",
@@ -298,9 +298,9 @@ def offboard(
     confirm_name: FormText = "",
     code: FormText = "",
 ) -> Response:
-    preview = lifecycle_plans.offboard_preview(portal, user_name=name)
+    preview = plans.offboard_preview(portal, user_name=name)
     try:
-        lifecycle_plans.check_typed_name(expected=preview.user_name, typed=confirm_name)
+        plans.check_typed_name(expected=preview.user_name, typed=confirm_name)
     except ValidationError as exc:
         errors = {exc.field or "confirm_name": exc.message}
         return _offboard_page(
@@ -312,7 +312,7 @@ def offboard(
             request, portal, name, typed=confirm_name, errors={"code": problem}, status_code=400
         )
     try:
-        report = lifecycle.offboard(portal, user_name=preview.user_name, actor=admin.actor)
+        report = offboarding.offboard(portal, user_name=preview.user_name, actor=admin.actor)
     except NotFound:
         raise
     except PortalError as exc:

@@ -1,4 +1,5 @@
-"""ASGI middleware: the session cookie, CSRF on every form POST, the request's language."""
+"""ASGI middleware: the session cookie, CSRF on every form POST, the request's language; paths
+logged without their tokens."""
 
 from __future__ import annotations
 
@@ -18,6 +19,19 @@ log = logging.getLogger("iam_onboard.http")
 LANG_COOKIE = "iam_onboard_lang"
 MAX_FORM_BYTES = 256 * 1024
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+# Fixed paths under the token-carrying prefixes; anything else there is a token.
+_NOT_TOKENS = {"verify", "done", "finish", "restart", "totp"}
+
+
+def redact_path(path: str) -> str:
+    """Paths that carry a token are logged without it."""
+    for prefix in ("/enroll/", "/admin/setup/"):
+        rest = path[len(prefix) :]
+        if path.startswith(prefix) and rest and rest not in _NOT_TOKENS:
+            return prefix + "[token]"
+    return path
 
 
 def session_cookie_name(https: bool) -> str:

@@ -7,27 +7,17 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app import i18n
 from app.security.csrf import csrf_token_for
 from app.services.record_text import record_text
 from app.services.statuses import state_label, status_label
+from app.template_env import new_environment
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
 
-env = Environment(
-    loader=FileSystemLoader(TEMPLATES_DIR),
-    autoescape=select_autoescape(["html", "xml", "txt"]),
-    extensions=["jinja2.ext.i18n"],
-    trim_blocks=True,
-    lstrip_blocks=True,
-    # Templates ship with the code: no stat() of every template on every render.
-    auto_reload=False,
-)
-env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+env = new_environment()
 env.globals["LANGUAGES"] = i18n.LANGUAGES
 # Stored values shown in the reader's language: statuses, states and the portal's own records.
 env.globals["status_label"] = status_label
@@ -60,8 +50,3 @@ def render(
     values.update(context or {})
     html = env.get_template(template).render(values)
     return HTMLResponse(html, status_code=status_code, headers=headers)
-
-
-def render_text(template: str, context: dict[str, Any]) -> str:
-    """Render a template outside a request (mail bodies)."""
-    return env.get_template(template).render(context)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.services import directory, statuses
+from app.services.lifecycle import plans
 from app.web.deps import AdminDep, PortalDep
 from app.web.templating import render
 
@@ -20,6 +21,7 @@ def user_page(request: Request, portal: PortalDep, admin: AdminDep, name: str) -
         "admin/user.html",
         {
             "detail": detail,
+            "actions": plans.user_actions(detail),  # for the actions partial
             "status_label": statuses.status_label,
             "mfa_group": portal.settings.mfa_group,
         },

@@ -15,7 +15,7 @@ from app.services import enrollment
 from app.services.api_tokens import create_api_token
 from app.services.housekeeping import run_housekeeping
 from app.services.invitations import InviteIncomplete, InviteResult, invite_user
-from app.services.lifecycle import resend
+from app.services.lifecycle.waiting import resend
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation
 from tests.faultproxy import DROP_AFTER, DROP_BEFORE, SLOW, FaultProxy

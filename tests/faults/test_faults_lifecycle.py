@@ -13,8 +13,9 @@ from sqlalchemy import select
 from app.errors import NotFound, PortalError
 from app.services import enrollment
 from app.services.invitations import invite_user
-from app.services.lifecycle import offboard, reset_mfa
-from app.services.lifecycle_steps import LinkResult
+from app.services.lifecycle.links import LinkResult
+from app.services.lifecycle.lost_device import reset_mfa
+from app.services.lifecycle.offboarding import offboard
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation
 from tests.faultproxy import FaultProxy

@@ -13,15 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.aws.iam import EMAIL_TAG, INVITATION_TAG, MANAGED_TAG
-from app.mail import Mail, list_outbox
 from app.main import create_app
 from app.services import leases
-from app.services.adoption import invite_existing_user
 from app.services.bootstrap import bootstrap
 from app.services.enrollment import LinkUnusable, welcome
 from app.services.housekeeping import run_housekeeping
 from app.services.invitations import invite_user
-from app.services.lifecycle import resend
+from app.services.lifecycle.adoption import invite_existing_user
+from app.services.lifecycle.waiting import resend
+from app.services.outbox import Mail, list_outbox
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.store.models import AuditEvent, Enrollment, Invitation, utcnow
 from tests.conftest import make_portal

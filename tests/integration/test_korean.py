@@ -22,12 +22,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.mail import read_mail
 from app.main import create_app
 from app.sandbox import Sandbox
 from app.services import enrollment
 from app.services.admins import create_admin
 from app.services.invitations import invite_user
+from app.services.outbox import read_mail
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.store.models import OutboxMail
 from tests.helpers import CLI, Clock, clean_env, csrf_of, seed_of, totp_at

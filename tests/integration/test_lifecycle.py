@@ -12,19 +12,14 @@ from sqlalchemy import select
 
 from app.aws.errors import DeleteConflict
 from app.errors import Conflict, NotFound, PortalError
-from app.services.adoption import invite_existing_user
 from app.services.directory import export_rows, refresh_directory
 from app.services.enrollment import EnrollmentLocked, LinkUnusable, start_enrollment, verify_codes
 from app.services.housekeeping import run_housekeeping
 from app.services.invitations import invite_user
-from app.services.lifecycle import (
-    describe_resources,
-    offboard,
-    offboard_plan,
-    resend,
-    reset_mfa,
-    revoke,
-)
+from app.services.lifecycle.adoption import invite_existing_user
+from app.services.lifecycle.lost_device import reset_mfa
+from app.services.lifecycle.offboarding import describe_resources, offboard, offboard_plan
+from app.services.lifecycle.waiting import resend, revoke
 from app.services.portal import Actor, Portal
 from app.store.models import AuditEvent, Invitation, utcnow
 from tests.helpers import Clock, Demo, start_demo

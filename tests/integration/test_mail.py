@@ -23,13 +23,13 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.mail import enqueue_mail, retry_unsent
 from app.main import create_app
 from app.security.tokens import hash_token
 from app.services.admins import create_admin
 from app.services.bootstrap import bootstrap
 from app.services.invitations import invite_user
 from app.services.notifications import send_enrolled_notice, send_invite_mail
+from app.services.outbox import enqueue_mail, retry_unsent
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.store.models import Invitation, OutboxMail
 from tests.conftest import make_portal

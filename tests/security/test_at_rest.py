@@ -16,12 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from app.mail import get_mail
 from app.main import create_app
 from app.services.admins import create_admin
 from app.services.api_tokens import create_api_token
 from app.services.housekeeping import run_housekeeping
 from app.services.invitations import invite_user
+from app.services.outbox import get_mail
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.services.sessions import create_session, get_session
 from app.store.models import Enrollment, WebSession

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.mail import read_mail
 from app.services.admins import create_admin
 from app.services.api_tokens import create_api_token
+from app.services.outbox import read_mail
 from app.services.portal import CLI_ACTOR, Portal
 from app.store.models import OutboxMail
 from tests.helpers import Clock, csrf_of, serve_in_thread, set_up_admin, sign_in_admin, totp_at

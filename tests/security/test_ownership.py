@@ -15,11 +15,12 @@ from alembic import command
 from sqlalchemy import select, text
 
 from app.errors import Conflict
-from app.services.adoption import invite_existing_user
 from app.services.api_tokens import check_scopes, create_api_token
 from app.services.invitations import invite_user
-from app.services.lifecycle import offboard, reset_mfa
-from app.services.ownership import NotManaged, ProtectedUser
+from app.services.lifecycle.adoption import invite_existing_user
+from app.services.lifecycle.lost_device import reset_mfa
+from app.services.lifecycle.offboarding import offboard
+from app.services.lifecycle.ownership import NotManaged, ProtectedUser
 from app.services.portal import CLI_ACTOR, Actor
 from app.store.db import Database
 from app.store.models import ApiToken, AuditEvent, Invitation

@@ -1,6 +1,6 @@
 """Request paths are logged without the tokens they carry."""
 
-from app.main import redact_path
+from app.web.middleware import redact_path
 
 
 def test_token_paths_are_redacted_and_fixed_paths_kept():

@@ -1,4 +1,5 @@
-"""Mail: every message goes to the outbox table first, then to SMTP when one is configured.
+"""The outbox, the one way mail leaves: every message goes to the outbox table first, then to
+SMTP when one is configured.
 
 A message that fails to send stays in the outbox and is retried; none is lost. Its bodies hold
 enrollment links, so they are kept encrypted (like MFA seeds) and dropped once the mail was

@@ -15,7 +15,7 @@ from app.errors import ValidationError
 from app.i18n import _
 from app.services import audit
 from app.services.invitations import EMAIL, LIVE_STATES
-from app.services.ownership import require_managed
+from app.services.lifecycle.ownership import require_managed
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation
 

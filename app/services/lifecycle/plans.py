@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from app.aws.iam import MfaDevice
 from app.errors import ValidationError
 from app.i18n import _
-from app.services.adoption import access_key_warnings
 from app.services.directory import UserDetail
 from app.services.invitations import LIVE_STATES
-from app.services.lifecycle import describe_resources
-from app.services.lifecycle_steps import KeyInUse
-from app.services.ownership import beyond_portal_grants, ownership, require_managed
+from app.services.lifecycle.adoption import access_key_warnings
+from app.services.lifecycle.links import KeyInUse
+from app.services.lifecycle.offboarding import describe_resources
+from app.services.lifecycle.ownership import beyond_portal_grants, ownership, require_managed
 from app.services.portal import Portal
 from app.store.models import Invitation
 
@@ -48,7 +48,7 @@ class UserActions:
 
 
 def _latest(invitations: list[Invitation]) -> Invitation | None:
-    # The same choice as lifecycle_steps.latest_invitation: a live one wins a tie.
+    # The same choice as links.latest_invitation: a live one wins a tie.
     rows = sorted(invitations, key=lambda r: (r.created_at, r.status in LIVE_STATES), reverse=True)
     return rows[0] if rows else None
 

@@ -1,24 +1,21 @@
-"""Building blocks shared by the lifecycle actions and housekeeping.
+"""Enrollment links: issuing one (a new token kills the old one at once), mailing it, and
+revoking the live ones (their running enrollments end with them).
 
-Links (a new token kills the old one at once), mail of a link, ending running enrollments,
-and IAM calls that are audited one by one and tolerate being repeated.
+Shared by the lifecycle actions and housekeeping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from app.aws.errors import AwsError, DeleteConflict, NoSuchEntity
-from app.aws.iam import IamGateway
 from app.i18n import _
-from app.mail import enqueue_mail
 from app.security.tokens import hash_token, new_token
-from app.services import audit
 from app.services.invitations import LIVE_STATES
+from app.services.lifecycle.steps import delete_unassigned_device
+from app.services.outbox import enqueue_mail
 from app.services.portal import Actor, Portal
 from app.store.models import Enrollment, Invitation, WebSession
 
@@ -67,80 +64,6 @@ def latest_invitation(portal: Portal, user_name: str) -> Invitation | None:
     # A live invitation wins a tie: two can be made within one tick of a coarse clock.
     rows.sort(key=lambda r: (r.created_at, r.status in LIVE_STATES), reverse=True)
     return rows[0] if rows else None
-
-
-def iam_step(
-    portal: Portal,
-    *,
-    actor: Actor,
-    iam: IamGateway,
-    action: str,
-    user: str,
-    detail: str,
-    call: Callable[[], None],
-) -> bool:
-    """One audited IAM call; False when it was already done (NoSuchEntity): reruns finish."""
-    try:
-        call()
-    except NoSuchEntity:
-        return False
-    except AwsError as exc:
-        audit.record(
-            portal,
-            actor=actor,
-            action=action,
-            target_user=user,
-            outcome="failed",
-            aws_request_id=exc.request_id,
-            detail=f"{detail}: {exc.message}",
-        )
-        raise
-    audit.record(
-        portal,
-        actor=actor,
-        action=action,
-        target_user=user,
-        aws_request_id=iam.last_request_id,
-        detail=detail,
-    )
-    return True
-
-
-def ensure_in_mfa_group(portal: Portal, *, iam: IamGateway, user: str, actor: Actor) -> bool:
-    """AddUserToGroup(MFA) unless the user is already in it; True when it was added."""
-    group = portal.settings.mfa_group
-    if group.lower() in {g.lower() for g in iam.groups_for_user(user)}:
-        return False
-    return iam_step(
-        portal,
-        actor=actor,
-        iam=iam,
-        action="iam.add_user_to_group",
-        user=user,
-        detail=group,
-        call=lambda: iam.add_user_to_group(user, group),
-    )
-
-
-def delete_unassigned_device(
-    portal: Portal, *, iam: IamGateway, serial: str, user_name: str, actor: Actor
-) -> bool:
-    """Delete a virtual device nobody has bound; a bound one is left alone."""
-    try:
-        iam.delete_virtual_mfa_device(serial)
-    except NoSuchEntity:
-        return False
-    except DeleteConflict:
-        return False  # bound meanwhile: it belongs to the user now
-    audit.record(
-        portal,
-        actor=actor,
-        action="iam.delete_virtual_mfa_device",
-        target_user=user_name,
-        aws_request_id=iam.last_request_id,
-        detail=f"{serial} (unassigned)",
-    )
-    return True
 
 
 def abandon_enrollments(portal: Portal, *, invitation_ids: list[str], actor: Actor) -> int:

@@ -18,23 +18,23 @@ from app.errors import Conflict, ValidationError
 from app.i18n import _
 from app.services import audit
 from app.services.invitations import LIVE_STATES, validate_invite
-from app.services.lifecycle_steps import (
+from app.services.lifecycle.links import (
     KeyInUse,
     LinkResult,
-    ensure_in_mfa_group,
     issue_link,
     latest_invitation,
     link_expiry,
     link_result,
     new_existing_invitation,
 )
-from app.services.ownership import (
+from app.services.lifecycle.ownership import (
     Ownership,
     beyond_portal_grants,
     ownership,
     refuse_privileged,
     refuse_protected,
 )
+from app.services.lifecycle.steps import ensure_in_mfa_group
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation
 
