@@ -22,9 +22,10 @@ from app.demo_identities import as_admin, as_runtime_identity
 from app.main import create_app
 from app.sandbox import Sandbox, start_sandbox
 from app.sandbox.enforcement import ADMIN_ACCESS_KEY_ID, ADMIN_SECRET_ACCESS_KEY
-from app.services.adoption import invite_existing_user
 from app.services.bootstrap import bootstrap
-from app.services.lifecycle import offboard, reset_mfa
+from app.services.lifecycle.adoption import invite_existing_user
+from app.services.lifecycle.lost_device import reset_mfa
+from app.services.lifecycle.offboarding import offboard
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from tests.conftest import make_portal
 from tests.integration.test_enroll import Newcomer, invite, pyotp_pair
@@ -100,9 +101,7 @@ def test_every_journey_succeeds_under_the_runtime_policy(runtime: Portal, admin:
     assert not {"hire", "legacy"} & remaining
 
 
-def test_iam_refuses_the_portal_identity_where_its_code_would_not_look(
-    runtime: Portal, admin: Any
-):
+def test_iam_refuses_the_portal_identity_where_its_code_would_not_look(runtime: Portal, admin: Any):
     managed = [{"Key": "iam-onboard:managed", "Value": "true"}]
     admin.create_user(
         UserName="boss", Tags=[*managed, {"Key": "iam-onboard:protected", "Value": "true"}]
