@@ -27,7 +27,8 @@ from app.errors import PortalError
 from app.i18n import _
 from app.mail import drop_spent_bodies, retry_unsent
 from app.security.tokens import hash_token, new_token
-from app.services import admin_lockout, audit, leases
+from app.services import audit, leases
+from app.services.admins import lockout as admin_lockout
 from app.services.adoption import finish_existing
 from app.services.enrollment import expire_enrollments
 from app.services.invitations import LIVE_STATES, finish_invitation
