@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.aws.errors import AwsError
-from app.aws.iam import AwsTime, aws_time
+from app.aws.timing import AwsTime, aws_time
 from app.services import housekeeping
 from app.services.portal import Portal
 from app.web import (

@@ -15,7 +15,7 @@ from typing import Any
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.iam.models import AWSManagedPolicy, IAMBackend, ManagedPolicy
 
-from app.sandbox.server import _patch
+from app.sandbox.patching import patch
 
 SANDBOX_AWS_POLICIES = ("AdministratorAccess", "IAMFullAccess", "ReadOnlyAccess")
 
@@ -26,7 +26,7 @@ def _policy_data() -> dict[str, Any]:
     return {name: everything[name] for name in SANDBOX_AWS_POLICIES}
 
 
-@_patch(IAMBackend, "_init_aws_policies")
+@patch(IAMBackend, "_init_aws_policies")
 def _init_aws_policies(
     self: IAMBackend, original: Callable[..., list[ManagedPolicy]]
 ) -> list[ManagedPolicy]:

@@ -1,28 +1,25 @@
 """The embedded AWS: moto's IAM server on loopback, corrected where it departs from real IAM.
 
 moto accepts any TOTP code, deletes users that still own credentials, drops
-PasswordResetRequired, ignores MaxItems... The patches below copy the AWS behaviour
-written beside each one, so a portal bug that real AWS would catch is caught here too.
+PasswordResetRequired, ignores MaxItems... The patches below, in pagination.py,
+credential_report.py and aws_policies.py copy the AWS behaviour written beside each one, so a
+portal bug that real AWS would catch is caught here too.
 
 Caveat: moto keeps its backends (all IAM state) process-global and the patches live on
 moto's classes, so every server in this process, and any in-process `moto.mock_aws`,
-shares the same state and the same fidelity switch (`_fidelity_enabled`).
+shares the same state and the same fidelity switch (app/sandbox/patching.py).
 """
 
 from __future__ import annotations
 
-import base64
-import csv
 import http.client
-import io
 import ipaddress
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
@@ -32,8 +29,6 @@ from moto.iam.exceptions import (
     IAMException,
     LimitExceededException,
     NoSuchEntity,
-    ReportNotPresentException,
-    ValidationError,
 )
 from moto.iam.models import IAMBackend, User
 from moto.iam.responses import IamResponse
@@ -44,7 +39,10 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+# Imported for their patches, which install_fidelity_fixes puts in place.
+from app.sandbox import aws_policies, credential_report, pagination  # noqa: F401
 from app.sandbox.enforcement import ENFORCE_ENV, EnforcingApp
+from app.sandbox.patching import install_fidelity_fixes, patch, set_fidelity
 from app.sandbox.realism import RealismSettings, RealisticApp
 from app.sandbox.realism import wrap as wrap_realism
 from app.sandbox.totp import codes_match
@@ -53,13 +51,6 @@ SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 MFA_DEVICES_PER_USER = 8  # AWS quota since Nov 2022
-MAX_ITEMS_DEFAULT, MAX_ITEMS_LIMIT = 100, 1000
-REPORT_TIME = "%Y-%m-%dT%H:%M:%S+00:00"
-
-# Read by every patch at call time; set by start_sandbox, restored by Sandbox.stop.
-_fidelity_enabled = True
-_installed = False
-_install_lock = threading.Lock()
 
 
 class InvalidAuthenticationCode(IAMException):
@@ -90,13 +81,12 @@ class Sandbox:
         return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
-        global _fidelity_enabled
         if self._stopped:
             return
         self._stopped = True
         self._server.shutdown()  # serve_forever closes the listening socket on its way out
         self._thread.join()
-        _fidelity_enabled = self._previous_fidelity
+        set_fidelity(self._previous_fidelity)
 
     def reset(self) -> None:
         """Wipe all IAM state (moto's reset endpoint); the server keeps running."""
@@ -134,7 +124,6 @@ def start_sandbox(
     realism (default: the IAM_ONBOARD_SANDBOX_LATENCY_MS, _CONSISTENCY_MS, _RATE and _BURST
     variables) makes IAM slow, eventually consistent and throttled as AWS is (realism.py).
     """
-    global _fidelity_enabled
     # The sandbox accepts any credentials: it must never be reachable from another machine.
     try:
         loopback = ipaddress.IPv4Address(host).is_loopback
@@ -156,58 +145,17 @@ def start_sandbox(
     except SystemExit as exc:  # werkzeug exits instead of raising when the port is taken
         raise OSError(f"cannot listen on {host}:{port}") from exc
     thread = threading.Thread(target=server.serve_forever, name="iam-sandbox", daemon=True)
-    previous, _fidelity_enabled = _fidelity_enabled, fidelity
+    previous = set_fidelity(fidelity)
     thread.start()
     sandbox = Sandbox(server, thread, previous, enforce_policies)
     sandbox.realism = realistic
     return sandbox
 
 
-# --- patching machinery ------------------------------------------------------------
-
-F = TypeVar("F", bound=Callable[..., Any])
-_PATCHES: list[tuple[type, str, Callable[..., Any]]] = []
-
-
-def _patch(cls: type, name: str) -> Callable[[F], F]:
-    """Register `fix(self, original, *args)` to replace `cls.name` while fidelity is on."""
-
-    def register(fix: F) -> F:
-        _PATCHES.append((cls, name, fix))
-        return fix
-
-    return register
-
-
-def _unimplemented(self: Any, *args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("not implemented by moto")
-
-
-def _wrap(original: Callable[..., Any], fix: Callable[..., Any]) -> Callable[..., Any]:
-    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if _fidelity_enabled:
-            return fix(self, original, *args, **kwargs)
-        return original(self, *args, **kwargs)
-
-    patched.__name__ = original.__name__ if original is not _unimplemented else fix.__name__
-    return patched
-
-
-def install_fidelity_fixes() -> None:
-    """Patch moto's IAM classes once; the patches obey the module's fidelity switch."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        for cls, name, fix in _PATCHES:
-            setattr(cls, name, _wrap(getattr(cls, name, _unimplemented), fix))
-        _installed = True
-
-
 # --- MFA devices ---------------------------------------------------------------------
 
 
-@_patch(IAMBackend, "enable_mfa_device")
+@patch(IAMBackend, "enable_mfa_device")
 def _enable_mfa_device(
     self: IAMBackend, original: Callable[..., None], user_name: str, serial: str, c1: str, c2: str
 ) -> None:
@@ -229,7 +177,7 @@ def _enable_mfa_device(
     original(self, user_name, serial, c1, c2)
 
 
-@_patch(IAMBackend, "delete_virtual_mfa_device")
+@patch(IAMBackend, "delete_virtual_mfa_device")
 def _delete_virtual_mfa_device(
     self: IAMBackend, original: Callable[..., None], serial: str
 ) -> None:
@@ -240,44 +188,10 @@ def _delete_virtual_mfa_device(
     original(self, serial)
 
 
-@_patch(IamResponse, "list_mfa_devices")
-def _list_mfa_devices(self: IamResponse, original: Callable[..., Any]) -> ActionResult:
-    # AWS pages every list call with MaxItems/Marker; moto returns everything at once.
-    user = self.backend.get_user(self._get_param("UserName"))
-    devices, marker = _paginate(
-        list(user.mfa_devices.values()), lambda d: d.serial_number, self._get_param
-    )
-    items = [
-        {"UserName": user.name, "SerialNumber": d.serial_number, "EnableDate": d.enable_date}
-        for d in devices
-    ]
-    return ActionResult({"MFADevices": items, "IsTruncated": bool(marker), "Marker": marker})
-
-
-@_patch(IamResponse, "list_virtual_mfa_devices")
-def _list_virtual_mfa_devices(self: IamResponse, original: Callable[..., Any]) -> ActionResult:
-    # AWS returns the seed and QR code only from CreateVirtualMFADevice, never in lists;
-    # moto lists them, and its pages can end on an empty page.
-    status = self._get_param("AssignmentStatus") or "Any"
-    devices = [
-        d
-        for d in self.backend.virtual_mfa_devices.values()
-        if status == "Any" or (d.user is not None) == (status == "Assigned")
-    ]
-    page, marker = _paginate(devices, lambda d: d.serial_number, self._get_param)
-    items = [
-        {"SerialNumber": d.serial_number, "User": d.user, "EnableDate": d.enable_date}
-        if d.user is not None
-        else {"SerialNumber": d.serial_number}
-        for d in page
-    ]
-    return ActionResult({"VirtualMFADevices": items, "IsTruncated": bool(marker), "Marker": marker})
-
-
 # --- users, login profiles, service-specific credentials -----------------------------
 
 
-@_patch(IAMBackend, "create_user")
+@patch(IAMBackend, "create_user")
 def _create_user(
     self: IAMBackend,
     original: Callable[..., User],
@@ -292,7 +206,7 @@ def _create_user(
     return original(self, region_name, user_name, *a, **kw)
 
 
-@_patch(IAMBackend, "delete_user")
+@patch(IAMBackend, "delete_user")
 def _delete_user(self: IAMBackend, original: Callable[..., None], user_name: str) -> None:
     # AWS: DeleteUser -> DeleteConflict (409) until everything attached to the user is gone.
     user = self.get_user(user_name)
@@ -313,24 +227,7 @@ def _delete_user(self: IAMBackend, original: Callable[..., None], user_name: str
     original(self, user_name)
 
 
-@_patch(IamResponse, "list_users")
-def _list_users(self: IamResponse, original: Callable[..., Any]) -> ActionResult:
-    # AWS: at most MaxItems (default 100, max 1000) per page, IsTruncated + Marker.
-    users = list(self.backend.list_users(self._get_param("PathPrefix"), None, None))
-    page, marker = _paginate(users, lambda u: u.name, self._get_param)
-    return ActionResult({"Users": page, "IsTruncated": bool(marker), "Marker": marker})
-
-
-@_patch(IamResponse, "get_group")
-def _get_group(self: IamResponse, original: Callable[..., Any]) -> ActionResult:
-    # AWS pages the group's members like any list call.
-    group = self.backend.get_group(self._get_param("GroupName"))
-    page, marker = _paginate(list(group.users), lambda u: u.name, self._get_param)
-    result = {"Group": group, "Users": page, "IsTruncated": bool(marker), "Marker": marker}
-    return ActionResult(result)
-
-
-@_patch(IamResponse, "create_login_profile")
+@patch(IamResponse, "create_login_profile")
 def _create_login_profile(self: IamResponse, original: Callable[..., Any]) -> ActionResult:
     # AWS keeps PasswordResetRequired (moto drops it): the console then forces a change.
     user = self.backend.create_login_profile(
@@ -346,7 +243,7 @@ def _create_login_profile(self: IamResponse, original: Callable[..., Any]) -> Ac
     return ActionResult({"LoginProfile": profile})
 
 
-@_patch(IAMBackend, "update_login_profile")
+@patch(IAMBackend, "update_login_profile")
 def _update_login_profile(
     self: IAMBackend,
     original: Callable[..., User],
@@ -377,7 +274,7 @@ def _service_credentials(user: User) -> list[dict[str, Any]]:
 
 # moto lacks service-specific credentials (answers HTML 500); AWS has them and offboarding
 # must list and delete them. Minimal versions: create, list, delete.
-@_patch(IamResponse, "create_service_specific_credential")
+@patch(IamResponse, "create_service_specific_credential")
 def _create_service_specific_credential(
     self: IamResponse, original: Callable[..., Any]
 ) -> ActionResult:
@@ -398,7 +295,7 @@ def _create_service_specific_credential(
     return ActionResult({"ServiceSpecificCredential": {**cred, "ServicePassword": "sandbox"}})
 
 
-@_patch(IamResponse, "list_service_specific_credentials")
+@patch(IamResponse, "list_service_specific_credentials")
 def _list_service_specific_credentials(
     self: IamResponse, original: Callable[..., Any]
 ) -> ActionResult:
@@ -408,7 +305,7 @@ def _list_service_specific_credentials(
     return ActionResult({"ServiceSpecificCredentials": items, "IsTruncated": False})
 
 
-@_patch(IamResponse, "delete_service_specific_credential")
+@patch(IamResponse, "delete_service_specific_credential")
 def _delete_service_specific_credential(
     self: IamResponse, original: Callable[..., Any]
 ) -> ActionResult:
@@ -419,119 +316,3 @@ def _delete_service_specific_credential(
         raise NoSuchEntity(f"No such credential {cred_id} for user {user.name}.")
     creds[:] = [c for c in creds if c["ServiceSpecificCredentialId"] != cred_id]
     return EmptyResult()
-
-
-# --- credential report -----------------------------------------------------------
-
-REPORT_COLUMNS = (
-    "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"
-    "password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,"
-    "access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,"
-    "access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,"
-    "access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,"
-    "cert_1_last_rotated,cert_2_active,cert_2_last_rotated"
-).split(",")
-
-
-def _report_row(backend: IAMBackend, user: User) -> list[str]:
-    def when(value: datetime | None, absent: str = "N/A") -> str:
-        return value.strftime(REPORT_TIME) if value else absent
-
-    if user.password:
-        changed: datetime = getattr(user, "sandbox_password_changed", user.create_date)
-        policy = backend.account_password_policy
-        rotation = (
-            when(changed + timedelta(days=policy.max_password_age))
-            if policy is not None and policy.expire_passwords
-            else "N/A"
-        )
-        password = ["true", when(user.password_last_used, "no_information"), when(changed)]
-    else:
-        password, rotation = ["false", "N/A", "N/A"], "N/A"
-    keys: list[str] = []
-    for key in [*user.access_keys[:2], None, None][:2]:
-        if key is None:
-            keys += ["false", "N/A", "N/A", "N/A", "N/A"]
-            continue
-        used = key.last_used
-        keys += [
-            str(key.status == "Active").lower(),
-            when(key.create_date),
-            when(used.timestamp if used else None),
-            used.region if used else "N/A",
-            used.service if used else "N/A",
-        ]
-    certs: list[str] = []
-    for cert in [*user.signing_certificates.values(), None, None][:2]:
-        active = cert is not None and cert.status == "Active"
-        certs += [str(active).lower(), when(cert.upload_date if cert else None)]
-    created = when(user.create_date)
-    mfa = str(bool(user.mfa_devices)).lower()
-    return [user.name, user.arn, created, *password, rotation, mfa, *keys, *certs]
-
-
-@_patch(IAMBackend, "get_credential_report")
-def _get_credential_report(self: IAMBackend, original: Callable[..., str]) -> str:
-    # AWS: first row is <root_account>; no password -> password_* are N/A; names are CSV
-    # quoted when needed. mfa_active is true when the user has any MFA device.
-    if not self.report_generated():
-        raise ReportNotPresentException("Credential report not present")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(REPORT_COLUMNS)
-    root_arn = f"arn:aws:iam::{self.account_id}:root"
-    root = ["<root_account>", root_arn, "2020-01-01T00:00:00+00:00", "not_supported"]
-    root += ["no_information", "not_supported", "not_supported", "true"]
-    root += ["false", "N/A", "N/A", "N/A", "N/A"] * 2 + ["false", "N/A"] * 2
-    writer.writerow(root)
-    for user in self.users.values():
-        writer.writerow(_report_row(self, user))
-    return out.getvalue()
-
-
-@_patch(IamResponse, "generate_credential_report")
-def _generate_credential_report(self: IamResponse, original: Callable[..., Any]) -> ActionResult:
-    self.backend.sandbox_report_time = utcnow()  # type: ignore[attr-defined]
-    result: ActionResult = original(self)
-    return result
-
-
-@_patch(IamResponse, "get_credential_report")
-def _get_credential_report_response(
-    self: IamResponse, original: Callable[..., Any]
-) -> ActionResult:
-    # moto always claims the report was generated in 2015; the portal shows the report's age.
-    content = self.backend.get_credential_report()
-    generated = getattr(self.backend, "sandbox_report_time", None) or utcnow()
-    result = {"Content": content, "ReportFormat": "text/csv", "GeneratedTime": generated}
-    return ActionResult(result)
-
-
-# --- pagination -----------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def _paginate(
-    items: Sequence[T], key: Callable[[T], str], param: Callable[..., Any]
-) -> tuple[list[T], str | None]:
-    """One page in name order, continuing after the marker's item even if it was deleted."""
-    raw_max = param("MaxItems")
-    max_items = int(raw_max) if raw_max is not None else MAX_ITEMS_DEFAULT
-    if not 1 <= max_items <= MAX_ITEMS_LIMIT:
-        raise ValidationError(
-            f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to "
-            f"satisfy constraint: Member must have value between 1 and {MAX_ITEMS_LIMIT}"
-        )
-    ordered = sorted(items, key=lambda item: (key(item).lower(), key(item)))
-    marker = param("Marker")
-    if marker:
-        try:
-            after = base64.urlsafe_b64decode(marker.encode()).decode()
-        except ValueError as exc:
-            raise ValidationError("Invalid Marker.") from exc
-        ordered = [i for i in ordered if (key(i).lower(), key(i)) > (after.lower(), after)]
-    page = ordered[:max_items]
-    if len(ordered) <= max_items:
-        return page, None
-    return page, base64.urlsafe_b64encode(key(page[-1]).encode()).decode()

@@ -28,8 +28,9 @@ from app.aws.errors import (
     InvalidAuthenticationCode,
     NoSuchEntity,
 )
-from app.aws.iam import IamGateway, VirtualDevice, in_background
+from app.aws.iam import IamGateway, VirtualDevice
 from app.aws.ownership import DEVICE_PATH
+from app.aws.timing import in_background
 from app.errors import PortalError, ValidationError
 from app.i18n import _, ngettext
 from app.security.secretbox import SecretBox, SecretBoxError, secret_box

@@ -26,7 +26,8 @@ from app.aws.errors import AwsError
 from app.errors import PortalError
 from app.i18n import _
 from app.security.tokens import hash_token, new_token
-from app.services import admin_lockout, audit, leases
+from app.services import audit, leases
+from app.services.admins import lockout as admin_lockout
 from app.services.enrollment import expire_enrollments
 from app.services.invitations import LIVE_STATES, finish_invitation
 from app.services.lifecycle.adoption import finish_existing

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.main import create_app
 from app.security.tokens import hash_token
-from app.services.admin_lockout import ATTEMPTS_PER_ADDRESS
 from app.services.admins import create_admin, unlock_admin
+from app.services.admins.lockout import ATTEMPTS_PER_ADDRESS
 from app.services.portal import CLI_ACTOR, Portal
 from app.services.sessions import create_session
 from app.store.models import Admin, AuditEvent, WebSession

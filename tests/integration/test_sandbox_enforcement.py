@@ -324,7 +324,7 @@ def test_enforcement_is_off_by_default_and_on_by_environment(
 def test_invite_and_enrollment_succeed_as_the_runtime_identity(
     box: Sandbox, admin: Client, sqlite_url: str
 ) -> None:
-    # The demo's setup (app/cli.py demo --iam-enforce-policies), in process: bootstrap as
+    # The demo's setup (app/cli/servers.py demo --iam-enforce-policies), in process: bootstrap as
     # sandbox-admin, then the portal runs as iam-onboard-portal holding the runtime policy.
     from fastapi.testclient import TestClient
 

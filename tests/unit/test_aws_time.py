@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from app.aws.iam import AwsTime, aws_time, in_background
+from app.aws.timing import AwsTime, aws_time, in_background
 
 
 def test_calls_one_after_the_other_add_up():
