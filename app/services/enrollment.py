@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.aws.errors import (
     AwsError,
@@ -39,8 +40,8 @@ from app.security.totp import CodeProblem, check_code_pair, otpauth_uri
 from app.services import audit
 from app.services.notifications import looks_like_email, send_enrolled_notice
 from app.services.portal import SYSTEM_ACTOR, Actor, Portal
+from app.store.db import changed_rows
 from app.store.models import Enrollment, Invitation, WebSession
-from app.store.rows import INCREMENT, Transaction, fetch, insert_row, update_row
 
 log = logging.getLogger("iam_onboard.enrollment")
 
@@ -167,7 +168,7 @@ def _record(
     outcome: str = "ok",
     request_id: str | None = None,
     detail: str | None = None,
-    session: Transaction | None = None,
+    session: Session | None = None,
 ) -> None:
     audit.record(
         portal, actor=actor, action=action, target_user=user, outcome=outcome,
@@ -175,17 +176,16 @@ def _record(
     )  # fmt: skip
 
 
-def _invitation_for_token(
-    portal: Portal, token: str, conn: Transaction | None = None
-) -> Invitation:
+def _invitation_for_token(portal: Portal, token: str, session: Session | None = None) -> Invitation:
     """The pending, unexpired invitation of a token; every other case is LinkUnusable."""
     if not token or len(token) > 200:
         raise LinkUnusable()
-    if conn is None:
-        with portal.db.transaction() as own:
-            inv = fetch(own, Invitation, token_hash=hash_token(token))
-    else:
-        inv = fetch(conn, Invitation, token_hash=hash_token(token))
+    if session is None:
+        with portal.db.session() as own:
+            return _invitation_for_token(portal, token, own)
+    inv = session.scalars(
+        select(Invitation).where(Invitation.token_hash == hash_token(token))
+    ).first()
     if inv is None or inv.status != "pending" or inv.expires_at <= portal.clock():
         raise LinkUnusable()
     if inv.locked_at is not None:
@@ -194,13 +194,13 @@ def _invitation_for_token(
 
 
 def _load(portal: Portal, enrollment_id: str) -> tuple[Enrollment, Invitation]:
-    with portal.db.transaction() as conn:
-        return _load_on(conn, enrollment_id)
+    with portal.db.session() as session:
+        return _load_on(session, enrollment_id)
 
 
-def _load_on(conn: Transaction, enrollment_id: str) -> tuple[Enrollment, Invitation]:
-    enr = fetch(conn, Enrollment, id=enrollment_id)
-    inv = fetch(conn, Invitation, id=enr.invitation_id) if enr is not None else None
+def _load_on(session: Session, enrollment_id: str) -> tuple[Enrollment, Invitation]:
+    enr = session.get(Enrollment, enrollment_id)
+    inv = session.get(Invitation, enr.invitation_id) if enr is not None else None
     if enr is None or inv is None:
         raise LinkUnusable()
     return enr, inv
@@ -270,27 +270,30 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
     now = portal.clock()
     refused: PortalError | None = None
     try:
-        with portal.db.transaction() as conn:  # the lookup and the new row: one connection
+        with portal.db.session() as session:  # the lookup and the new row: one transaction
             try:
-                inv = _invitation_for_token(portal, token, conn)
+                inv = _invitation_for_token(portal, token, session)
             except PortalError as exc:
                 # Recorded in this transaction, raised once it has committed.
                 audit.record(
                     portal, actor=actor, action="enroll.start", outcome="failed",
-                    detail=exc.code, session=conn,
+                    detail=exc.code, session=session,
                 )  # fmt: skip
                 refused = exc
             else:
                 # One row per invitation: its id is the invitation's, so two starts cannot race.
-                if fetch(conn, Enrollment, id=inv.id) is None:
-                    insert_row(
-                        conn, Enrollment, id=inv.id, invitation_id=inv.id,
-                        user_name=inv.user_name, status="started", created_at=now,
-                        expires_at=now + _ttl(portal), version=0,
+                if session.get(Enrollment, inv.id) is None:
+                    session.add(
+                        Enrollment(
+                            id=inv.id, invitation_id=inv.id, user_name=inv.user_name,
+                            status="started", created_at=now, expires_at=now + _ttl(portal),
+                            used_steps=[], version=0,
+                        )
                     )  # fmt: skip
+                    session.flush()  # a second click's row raises IntegrityError here
                 _record(
                     portal, _enrollee(actor, inv.user_name), "enroll.start", inv.user_name,
-                    session=conn,
+                    session=session,
                 )  # fmt: skip
     except IntegrityError:
         # the other click made it
@@ -307,24 +310,21 @@ def prepare_device(portal: Portal, *, enrollment_id: str, actor: Actor) -> None:
     optimistic version check, so one request creates it) and makes a new one.
     """
     now = portal.clock()
-    with portal.db.transaction() as conn:  # the checks and the claim on one connection
-        enr, inv = _load_on(conn, enrollment_id)
+    with portal.db.session() as session:  # the checks and the claim in one transaction
+        enr, inv = _load_on(session, enrollment_id)
         _require_open(inv)
         needs_device = _needs_device(enr, now)
         if inv.expires_at <= now and needs_device:
             raise LinkUnusable()
         old_serial, user, version = enr.device_serial, enr.user_name, enr.version + 1
-        claimed = needs_device and (
-            update_row(
-                conn,
-                Enrollment,
-                {"id": enrollment_id, "version": version - 1},
-                status="started",
-                device_created_at=now,
-                expires_at=now + _ttl(portal),
-                version=version,
-            )  # fmt: skip
-            == 1
+        claimed = needs_device and _set_status(
+            portal,
+            enrollment_id,
+            version - 1,
+            session=session,
+            status="started",
+            device_created_at=now,
+            expires_at=now + _ttl(portal),
         )
     if not claimed:
         _wait_while(portal, enrollment_id, "started")
@@ -375,18 +375,17 @@ def _replace_device(
     sealed = _seed_box(portal).encrypt(device.seed, bound_to=_bound(enrollment_id))
     # What AWS did is recorded with the device stored, in one transaction: the record stands
     # even when the conditional update finds the row changed (and stores nothing).
-    with portal.db.transaction() as conn:
+    with portal.db.session() as session:
         _record(
             portal, actor, "iam.create_virtual_mfa_device", user, request_id=request_id,
-            detail=device.serial, session=conn,
+            detail=device.serial, session=session,
         )  # fmt: skip
-        stored = update_row(
-            conn, Enrollment, {"id": enrollment_id, "version": version},
-            status="device_created", device_serial=device.serial, seed_encrypted=sealed,
-            device_created_at=now, expires_at=now + _ttl(portal), used_steps=[],
-            version=version + 1,
+        stored = _set_status(
+            portal, enrollment_id, version, session=session, status="device_created",
+            device_serial=device.serial, seed_encrypted=sealed, device_created_at=now,
+            expires_at=now + _ttl(portal), used_steps=[],
         )  # fmt: skip
-    if stored != 1:
+    if not stored:
         log.warning("enrollment %s changed while its device was created", enrollment_id)
 
 
@@ -613,13 +612,18 @@ def verify_codes(
     assert check.step is not None
     # Record both steps before calling AWS: a replay or a concurrent double submit sees them,
     # and the version check lets exactly one request go on to EnableMFADevice.
-    with portal.db.transaction() as conn:
-        claimed = update_row(
-            conn, Enrollment,
-            {"id": enr.id, "version": enr.version, "status": "device_created"},
-            used_steps=[*enr.used_steps, check.step, check.step + 1], status="enabling",
-            version=enr.version + 1,
-        )  # fmt: skip
+    with portal.db.session() as session:
+        claimed = changed_rows(
+            session,
+            update(Enrollment)
+            .where(Enrollment.id == enr.id, Enrollment.version == enr.version)
+            .where(Enrollment.status == "device_created")
+            .values(
+                used_steps=[*enr.used_steps, check.step, check.step + 1],
+                status="enabling",
+                version=enr.version + 1,
+            ),
+        )
     if claimed != 1:
         _after_other_request(portal, enrollment_id, actor)
         return
@@ -670,15 +674,19 @@ def _set_status(
     enrollment_id: str,
     version: int,
     *,
-    session: Transaction | None = None,
+    session: Session | None = None,
     **values: Any,
 ) -> bool:
     """Update the enrollment only if nobody changed it since `version` was read."""
-    where = {"id": enrollment_id, "version": version}
-    if session is not None:
-        return update_row(session, Enrollment, where, version=version + 1, **values) == 1
-    with portal.db.transaction() as conn:
-        return update_row(conn, Enrollment, where, version=version + 1, **values) == 1
+    if session is None:
+        with portal.db.session() as own:
+            return _set_status(portal, enrollment_id, version, session=own, **values)
+    statement = (
+        update(Enrollment)
+        .where(Enrollment.id == enrollment_id, Enrollment.version == version)
+        .values(version=version + 1, **values)
+    )
+    return changed_rows(session, statement) == 1
 
 
 def _enable(
@@ -723,17 +731,17 @@ def _enable(
             )
     # What AWS did is recorded with the status it brings, in one transaction: the record
     # stands even when the conditional update finds the row changed (and changes nothing).
-    with portal.db.transaction() as conn:
+    with portal.db.session() as session:
         _record(
             portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial,
-            session=conn,
+            session=session,
         )  # fmt: skip
         _set_status(
-            portal, enr.id, version, session=conn, status="enabled", enabled_at=portal.clock(),
-            seed_encrypted=None,
+            portal, enr.id, version, session=session, status="enabled",
+            enabled_at=portal.clock(), seed_encrypted=None,
         )  # fmt: skip
-        now_enr = fetch(conn, Enrollment, id=enr.id)
-        now_inv = fetch(conn, Invitation, id=enr.invitation_id)
+        now_enr = session.get(Enrollment, enr.id)
+        now_inv = session.get(Invitation, enr.invitation_id)
     if now_enr is None or now_inv is None:  # checked once the record has landed
         raise LinkUnusable()
     return now_enr, now_inv
@@ -821,21 +829,24 @@ def _finish(
             ).format(problem=exc.message)
         ) from exc
     now = portal.clock()
-    with portal.db.transaction() as conn:
+    with portal.db.session() as session:
         if made_password:  # what AWS did, recorded with the state it completes
             _record(
-                portal, actor, "iam.create_login_profile", user, session=conn,
+                portal, actor, "iam.create_login_profile", user, session=session,
                 request_id=password_request_id,
                 detail="temporary password, change required at first sign-in",
             )  # fmt: skip
-        update_row(conn, Invitation, {"id": inv.id}, status="used", used_at=now)
-        update_row(
-            conn, Enrollment, {"id": enr.id, "status": "enabled"}, status="done",
-            version=INCREMENT,
-        )  # fmt: skip
+        session.execute(
+            update(Invitation).where(Invitation.id == inv.id).values(status="used", used_at=now)
+        )
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id == enr.id, Enrollment.status == "enabled")
+            .values(status="done", version=Enrollment.version + 1)
+        )
         _record(
             portal, actor, "enroll.done", user,
-            detail=f"groups={','.join(inv.extra_groups) or '-'}", session=conn,
+            detail=f"groups={','.join(inv.extra_groups) or '-'}", session=session,
         )  # fmt: skip
     if looks_like_email(inv.invited_by):  # the API and the CLI have no address to tell
         _notify_inviter(portal, inv.id)
@@ -865,13 +876,15 @@ def _ensure_login_profile(
         sealed = _password_box(portal).encrypt(generate_password(rules), bound_to=_bound(enr.id))
         # Kept (encrypted) before AWS gets it, so a crash after CreateLoginProfile cannot lose
         # it; conditional, so a concurrent finish uses the same password.
-        with portal.db.transaction() as conn:
-            update_row(
-                conn, Enrollment, {"id": enr.id, "temp_password_encrypted": None},
-                temp_password_encrypted=sealed,
-            )  # fmt: skip
-            row = fetch(conn, Enrollment, id=enr.id)
-        stored = row.temp_password_encrypted if row is not None else None
+        with portal.db.session() as session:
+            session.execute(
+                update(Enrollment)
+                .where(Enrollment.id == enr.id, Enrollment.temp_password_encrypted.is_(None))
+                .values(temp_password_encrypted=sealed)
+            )
+            stored = session.scalar(
+                select(Enrollment.temp_password_encrypted).where(Enrollment.id == enr.id)
+            )
         assert stored is not None
         password = _password_box(portal).decrypt(stored, bound_to=_bound(enr.id))
     else:
@@ -916,19 +929,26 @@ class DoneView:
 
 def reveal_done(portal: Portal, *, enrollment_id: str) -> DoneView:
     """The sign-in details; the temporary password is handed out once, then deleted."""
-    with portal.db.transaction() as conn:
-        enr = fetch(conn, Enrollment, id=enrollment_id)
+    with portal.db.session() as session:
+        enr = session.get(Enrollment, enrollment_id)
         if enr is None or enr.status != "done":
             raise EnrollmentExpired()
+        sealed = enr.temp_password_encrypted
         first = False
         if enr.done_shown_at is None:
             # Conditional, so two tabs opening the page at once cannot both get the password.
-            changed = update_row(
-                conn, Enrollment, {"id": enrollment_id, "done_shown_at": None},
-                done_shown_at=portal.clock(), temp_password_encrypted=None, version=INCREMENT,
-            )  # fmt: skip
+            changed = changed_rows(
+                session,
+                update(Enrollment)
+                .where(Enrollment.id == enrollment_id, Enrollment.done_shown_at.is_(None))
+                .values(
+                    done_shown_at=portal.clock(),
+                    temp_password_encrypted=None,
+                    version=Enrollment.version + 1,
+                ),
+            )
             first = changed == 1
-    sealed = enr.temp_password_encrypted if first else None
+    sealed = sealed if first else None
     password = (
         _password_box(portal).decrypt(sealed, bound_to=_bound(enrollment_id)) if sealed else None
     )

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.aws.errors import (
     AwsError,
@@ -24,7 +25,6 @@ from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation, new_id
-from app.store.rows import Transaction, insert_row, table, transient, update_row
 
 # IAM's own rule for user names; ASCII only, as IAM is.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
@@ -83,21 +83,14 @@ def validate_invite(
     return user_name, email, groups
 
 
-_INVITATIONS = table(Invitation)
-# Every invite asks it: prebuilt (app.store.rows).
-_LIVE_INVITATION = (
-    select(_INVITATIONS)
-    .where(_INVITATIONS.c.user_name_key == bindparam("key"))
-    # OR of equalities, not IN: a prebuilt statement is compiled once, IN (...) per call
-    .where(or_(*(_INVITATIONS.c.status == state for state in LIVE_STATES)))
-    .order_by(_INVITATIONS.c.created_at.desc())
-    .limit(1)
-)
-
-
-def _live_invitation(tx: Transaction, user_name: str) -> Invitation | None:
-    row = tx.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
-    return None if row is None else transient(Invitation, row)
+def _live_invitation(session: Session, user_name: str) -> Invitation | None:
+    return session.scalars(
+        select(Invitation)
+        .where(Invitation.user_name_key == user_name.lower())
+        .where(Invitation.status.in_(LIVE_STATES))
+        .order_by(Invitation.created_at.desc())
+        .limit(1)
+    ).first()
 
 
 def _set_status(portal: Portal, invitation_id: str, status: str, error: str | None = None) -> None:
@@ -218,14 +211,16 @@ def _issue_token(
     with the MFA group step that came just before (one transaction)."""
     token = new_token()
     expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
-    with portal.db.transaction() as conn:
+    with portal.db.session() as session:
         audit.record(
             portal, actor=actor, action="iam.add_user_to_group", target_user=inv.user_name,
-            aws_request_id=joined_request_id, detail=portal.settings.mfa_group, session=conn,
+            aws_request_id=joined_request_id, detail=portal.settings.mfa_group, session=session,
         )  # fmt: skip
-        update_row(
-            conn, Invitation, {"id": inv.id}, token_hash=hash_token(token),
-            expires_at=expires_at, status="pending", last_error=None,
+        session.execute(
+            update(Invitation).where(Invitation.id == inv.id).values(
+                token_hash=hash_token(token), expires_at=expires_at, status="pending",
+                last_error=None,
+            )
         )  # fmt: skip
         audit.record(
             portal,
@@ -233,7 +228,7 @@ def _issue_token(
             action="invite",
             target_user=inv.user_name,
             detail=f"email={inv.email} groups={','.join(inv.extra_groups) or '-'}",
-            session=conn,
+            session=session,
         )
     return token, expires_at
 
@@ -274,24 +269,27 @@ def invite_user(
         portal, user_name=user_name, email=email, extra_groups=extra_groups or []
     )
     now = portal.clock()
-    row = {
-        "id": new_id(),
-        "user_name": user_name,
-        "user_name_key": user_name.lower(),
-        "email": email,
-        "status": "creating",
-        "extra_groups": groups,
-        "note": (note or "").strip()[:2000] or None,
-        "invited_by": actor.name,
-        "created_at": now,
-        "expires_at": now + timedelta(hours=portal.settings.invite_ttl_hours),
-    }
-    # The check and the new row on one connection (one pool checkout). Not a lock: two
-    # invites of one name at the same instant can both pass the check, as before.
-    with portal.db.transaction() as conn:
-        live = _live_invitation(conn, user_name)
+    made = Invitation(
+        id=new_id(),
+        user_name=user_name,
+        user_name_key=user_name.lower(),
+        email=email,
+        status="creating",
+        extra_groups=groups,
+        note=(note or "").strip()[:2000] or None,
+        invited_by=actor.name,
+        existing_user=False,
+        replace_login_profile=False,
+        failed_attempts=0,
+        created_at=now,
+        expires_at=now + timedelta(hours=portal.settings.invite_ttl_hours),
+    )
+    # The check and the new row in one transaction. Not a lock: two invites of one name at
+    # the same instant can both pass the check, as before.
+    with portal.db.session() as session:
+        live = _live_invitation(session, user_name)
         if live is None:
-            insert_row(conn, Invitation, **row)
+            session.add(made)
     if live is not None and live.status == "pending":
         raise Conflict(
             _(
@@ -302,7 +300,7 @@ def invite_user(
     if live is not None:  # "creating": a half-done invite of the same name; finish that one
         audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)
         return finish_invitation(portal, invitation_id=live.id, actor=actor)
-    return _finish(portal, Invitation(**row), actor)  # the row just made: not read back
+    return _finish(portal, made, actor)
 
 
 def list_invitations(portal: Portal) -> list[Invitation]:
