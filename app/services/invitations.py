@@ -25,12 +25,13 @@ from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation, new_id
+from app.store.states import LIVE_INVITATION, InvitationState
 
 # IAM's own rule for user names; ASCII only, as IAM is.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 EMAIL = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
 # An invitation in one of these states still holds its user name.
-LIVE_STATES = ("creating", "pending")
+LIVE_STATES = LIVE_INVITATION
 # AWS troubles that pass; after them IAM may or may not have done what was asked.
 MAYBE_DONE = (AwsUnavailable, Throttled, EntityTemporarilyUnmodifiable, ConcurrentModification)
 
@@ -111,7 +112,7 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
         existing = iam.user_tags(inv.user_name) if iam.user_exists(inv.user_name) else None
         if existing is not None and existing.get(INVITATION_TAG) == inv.id:
             return  # a retry after a timeout, or a crash after CreateUser: it is ours
-        _set_status(portal, inv.id, "failed", "user name taken")
+        _set_status(portal, inv.id, InvitationState.FAILED, "user name taken")
         audit.record(
             portal,
             actor=actor,
@@ -131,7 +132,7 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
         # A lost answer or a timeout may hide a CreateUser that IAM carried out (the retries
         # then see EntityAlreadyExists): a passing trouble leaves the invitation "creating",
         # so the same invite, or housekeeping, resumes it and recognises the user by its tag.
-        status = "creating" if isinstance(exc, MAYBE_DONE) else "failed"
+        status = InvitationState.CREATING if isinstance(exc, MAYBE_DONE) else InvitationState.FAILED
         _set_status(portal, inv.id, status, exc.message)
         audit.record(
             portal,
@@ -188,7 +189,7 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> str | None
                     "group {group} yet ({problem}). Run the same invite again to finish it."
                 ).format(name=inv.user_name, group=group, problem=exc.message)
             ) from exc
-        _set_status(portal, inv.id, "failed", exc.message)
+        _set_status(portal, inv.id, InvitationState.FAILED, exc.message)
         audit.record(
             portal, actor=actor, action="iam.delete_user", target_user=inv.user_name,
             detail="rolled back an invite that could not join the MFA group",
@@ -218,7 +219,7 @@ def _issue_token(
         )  # fmt: skip
         session.execute(
             update(Invitation).where(Invitation.id == inv.id).values(
-                token_hash=hash_token(token), expires_at=expires_at, status="pending",
+                token_hash=hash_token(token), expires_at=expires_at, status=InvitationState.PENDING,
                 last_error=None,
             )
         )  # fmt: skip
@@ -237,7 +238,7 @@ def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> In
     """Take an invitation in state `creating` through CreateUser and the MFA group."""
     with portal.db.session() as session:
         inv = session.get(Invitation, invitation_id)
-        if inv is None or inv.status != "creating":
+        if inv is None or inv.status != InvitationState.CREATING:
             raise Conflict(_("This invitation is not waiting to be created."))
     return _finish(portal, inv, actor)
 
@@ -274,7 +275,7 @@ def invite_user(
         user_name=user_name,
         user_name_key=user_name.lower(),
         email=email,
-        status="creating",
+        status=InvitationState.CREATING,
         extra_groups=groups,
         note=(note or "").strip()[:2000] or None,
         invited_by=actor.name,
@@ -290,7 +291,7 @@ def invite_user(
         live = _live_invitation(session, user_name)
         if live is None:
             session.add(made)
-    if live is not None and live.status == "pending":
+    if live is not None and live.status == InvitationState.PENDING:
         raise Conflict(
             _(
                 "{name} was already invited on {when} UTC and has not enrolled yet; "
