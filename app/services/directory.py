@@ -43,6 +43,7 @@ from app.store.models import (
     Invitation,
     new_id,
 )
+from app.store.states import InvitationState
 
 # AWS makes the first report in seconds for most accounts; past this the refresh goes on
 # without it (each poll is one GenerateCredentialReport call, and the budget is ~20 calls).
@@ -336,7 +337,7 @@ def _all_rows(portal: Portal) -> tuple[list[DirectoryRow], Snapshot]:
     # Invited after the last refresh: the IAM user exists (the invite created it inside the
     # MFA group) but the snapshot has not seen it yet.
     for key, inv in invitations.items():
-        if key in seen or inv.status == "revoked":
+        if key in seen or inv.status == InvitationState.REVOKED:
             continue
         if snapshot.refreshed_at is not None and inv.created_at <= snapshot.refreshed_at:
             continue  # the refresh did not find this user: it is gone from IAM
@@ -356,7 +357,7 @@ def _all_rows(portal: Portal) -> tuple[list[DirectoryRow], Snapshot]:
                 other_mfa=False,
                 last_console_sign_in=None,
                 in_mfa_group=True,
-                has_password=inv.status == "used",
+                has_password=inv.status == InvitationState.USED,
                 in_snapshot=False,
             )
         )

@@ -35,6 +35,7 @@ from app.services.ownership import require_managed
 from app.services.portal import Actor, Portal
 from app.services.statuses import state_label
 from app.store.models import Invitation
+from app.store.states import InvitationState
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,19 @@ def resend(portal: Portal, *, user_name: str, actor: Actor) -> LinkResult:
     inv = latest_invitation(portal, user_name)
     if inv is None:
         raise NotFound(_("{name} has no invitation to resend.").format(name=user_name))
-    if inv.status != "creating":  # a half-made invite's user may not carry its tags yet
+    # A half-made invite's user may not carry its tags yet.
+    if inv.status != InvitationState.CREATING:
         _require_managed_if_present(portal, inv)
-    if inv.status == "creating":  # an invite cut short: finishing it issues the link
+    if inv.status == InvitationState.CREATING:  # an invite cut short: finishing it issues the link
         result = finish_invitation(portal, invitation_id=inv.id, actor=actor)
         return link_result(portal, inv.id, result.link.rsplit("/", 1)[1], reason="invite")
-    if inv.status == "used":
+    if inv.status == InvitationState.USED:
         raise Conflict(
             _("{name} has already enrolled; use reset-mfa for a lost phone.").format(
                 name=inv.user_name
             )
         )
-    if inv.status not in ("pending", "expired"):
+    if inv.status not in (InvitationState.PENDING, InvitationState.EXPIRED):
         raise Conflict(
             _("The invitation of {name} was {status}; send a new one instead.").format(
                 name=inv.user_name, status=state_label(inv.status)
@@ -100,9 +102,9 @@ def revoke(
     if inv is None:
         raise NotFound(_("{name} has no invitation to revoke.").format(name=user_name))
     name = inv.user_name
-    if inv.status != "creating":
+    if inv.status != InvitationState.CREATING:
         _require_managed_if_present(portal, inv)
-    if inv.status == "used":
+    if inv.status == InvitationState.USED:
         raise Conflict(
             _(
                 "{name} has already enrolled, so there is no link to revoke. "
