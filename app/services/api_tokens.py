@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.errors import Conflict, ValidationError
 from app.i18n import _
@@ -12,7 +12,6 @@ from app.security.tokens import hash_token, new_token, token_matches
 from app.services import audit
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.store.models import ApiToken
-from app.store.rows import fetch, update_row
 
 # A recognisable prefix lets secret scanners (and people) tell what a leaked string is.
 TOKEN_PREFIX = "iob_"  # noqa: S105 (a label, not a secret)
@@ -95,14 +94,12 @@ def authenticate(portal: Portal, raw: str | None) -> ApiToken | None:
     # stored tokens, and the final comparison is constant-time.
     digest = hash_token(raw)
     now = portal.clock()
-    # Every API call: prebuilt statements on a connection (app.store.rows).
-    with portal.db.transaction() as conn:
-        row = fetch(conn, ApiToken, token_hash=digest)
+    with portal.db.session() as session:
+        row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
         if row is None or row.revoked_at is not None or not token_matches(raw, row.token_hash):
             return None
         if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
-            update_row(conn, ApiToken, {"id": row.id}, last_used_at=now)
-            row.last_used_at = now
+            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
         return row
 
 

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from app.services.portal import Actor, Portal
 from app.store.models import AuditEvent
-from app.store.rows import Transaction, insert_row
 
 _INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
@@ -38,13 +37,12 @@ def record(
     outcome: str = "ok",
     aws_request_id: str | None = None,
     detail: str | None = None,
-    session: Session | Transaction | None = None,
+    session: Session | None = None,
 ) -> None:
     """Write one audit event in its own transaction, so it survives the caller's rollback.
 
-    With `session` (an ORM session or a rows.Transaction), the event joins that transaction
-    instead: for an event that belongs with the state change written there (both land, or
-    neither).
+    With `session`, the event joins that session's transaction instead: for an event that
+    belongs with the state change written there (both land, or neither).
     """
     row = {
         "at": portal.clock(),
@@ -56,16 +54,11 @@ def record(
         "aws_request_id": _clean(aws_request_id, 128),
         "detail": _clean(detail, 2000),
     }
-    # A prebuilt INSERT on the table: an enrollment writes a dozen of these, and building an
-    # ORM statement each time would cost more than the row.
-    if isinstance(session, Session):
+    if session is not None:
         session.execute(_INSERT_EVENT, row)
         return
-    if session is not None:
-        insert_row(session, AuditEvent, **row)
-        return
-    with portal.db.transaction() as tx:
-        insert_row(tx, AuditEvent, **row)
+    with portal.db.session() as own:
+        own.execute(_INSERT_EVENT, row)
 
 
 def events_for_user(portal: Portal, user_name: str, *, limit: int = 200) -> list[AuditEvent]:

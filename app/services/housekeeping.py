@@ -37,6 +37,7 @@ from app.services.outbox import drop_spent_bodies, retry_unsent
 from app.services.portal import SYSTEM_ACTOR, Portal
 from app.services.sessions import purge_expired_sessions
 from app.store.models import Enrollment, Invitation, WebSession
+from app.store.states import LIVE_ENROLLMENT, EnrollmentState, InvitationState
 
 log = logging.getLogger("iam_onboard.housekeeping")
 
@@ -133,7 +134,7 @@ def _delete_abandoned_devices(portal: Portal, report: HousekeepingReport) -> Non
         invitees = set(
             s.scalars(
                 select(Invitation.user_name_key).where(
-                    Invitation.status.in_((*LIVE_STATES, "expired"))
+                    Invitation.status.in_((*LIVE_STATES, InvitationState.EXPIRED))
                 )
             )
         )
@@ -163,7 +164,7 @@ def _finish_stuck_invitations(portal: Portal, report: HousekeepingReport) -> Non
         stuck = list(
             s.scalars(
                 select(Invitation)
-                .where(Invitation.status == "creating")
+                .where(Invitation.status == InvitationState.CREATING)
                 .where(Invitation.created_at <= cutoff)
             )
         )
@@ -204,13 +205,13 @@ def _send_reminders(portal: Portal, report: HousekeepingReport) -> None:
     due = now - timedelta(hours=portal.settings.reminder_after_hours)
     with portal.db.session() as s:
         enrolling = select(Enrollment.invitation_id).where(
-            Enrollment.status.in_(("started", "device_created", "enabling", "enabled")),
+            Enrollment.status.in_(LIVE_ENROLLMENT),
             Enrollment.expires_at > now,
         )
         rows = list(
             s.scalars(
                 select(Invitation).where(
-                    Invitation.status == "pending",
+                    Invitation.status == InvitationState.PENDING,
                     Invitation.reminder_sent_at.is_(None),
                     Invitation.locked_at.is_(None),
                     Invitation.created_at <= due,
@@ -223,7 +224,11 @@ def _send_reminders(portal: Portal, report: HousekeepingReport) -> None:
         token = new_token()
         with portal.db.session() as s:
             row = s.get(Invitation, inv.id)
-            if row is None or row.status != "pending" or row.reminder_sent_at is not None:
+            if (
+                row is None
+                or row.status != InvitationState.PENDING
+                or row.reminder_sent_at is not None
+            ):
                 continue
             row.token_hash = hash_token(token)
             row.reminder_sent_at = now
@@ -247,7 +252,7 @@ def _enforce_deadlines(portal: Portal, report: HousekeepingReport) -> None:
                 select(Invitation).where(
                     Invitation.enforce_at.is_not(None),
                     Invitation.enforce_at <= now,
-                    Invitation.status.in_(("pending", "expired")),
+                    Invitation.status.in_((InvitationState.PENDING, InvitationState.EXPIRED)),
                 )
             )
         )
@@ -310,8 +315,8 @@ def delete_unrevealable_passwords(portal: Portal) -> int:
             update(Enrollment)
             .where(Enrollment.temp_password_encrypted.is_not(None))
             .where(
-                Enrollment.status.in_(("expired", "locked"))
-                | ((Enrollment.status == "done") & ~live_session)
+                Enrollment.status.in_((EnrollmentState.EXPIRED, EnrollmentState.LOCKED))
+                | ((Enrollment.status == EnrollmentState.DONE) & ~live_session)
             )
             .values(temp_password_encrypted=None)
             .execution_options(synchronize_session=False)

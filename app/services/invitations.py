@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.aws.errors import (
     AwsError,
@@ -24,13 +25,13 @@ from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation, new_id
-from app.store.rows import Transaction, insert_row, table, transient, update_row
+from app.store.states import LIVE_INVITATION, InvitationState
 
 # IAM's own rule for user names; ASCII only, as IAM is.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 EMAIL = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
 # An invitation in one of these states still holds its user name.
-LIVE_STATES = ("creating", "pending")
+LIVE_STATES = LIVE_INVITATION
 # AWS troubles that pass; after them IAM may or may not have done what was asked.
 MAYBE_DONE = (AwsUnavailable, Throttled, EntityTemporarilyUnmodifiable, ConcurrentModification)
 
@@ -83,21 +84,14 @@ def validate_invite(
     return user_name, email, groups
 
 
-_INVITATIONS = table(Invitation)
-# Every invite asks it: prebuilt (app.store.rows).
-_LIVE_INVITATION = (
-    select(_INVITATIONS)
-    .where(_INVITATIONS.c.user_name_key == bindparam("key"))
-    # OR of equalities, not IN: a prebuilt statement is compiled once, IN (...) per call
-    .where(or_(*(_INVITATIONS.c.status == state for state in LIVE_STATES)))
-    .order_by(_INVITATIONS.c.created_at.desc())
-    .limit(1)
-)
-
-
-def _live_invitation(tx: Transaction, user_name: str) -> Invitation | None:
-    row = tx.execute(_LIVE_INVITATION, {"key": user_name.lower()}).first()
-    return None if row is None else transient(Invitation, row)
+def _live_invitation(session: Session, user_name: str) -> Invitation | None:
+    return session.scalars(
+        select(Invitation)
+        .where(Invitation.user_name_key == user_name.lower())
+        .where(Invitation.status.in_(LIVE_STATES))
+        .order_by(Invitation.created_at.desc())
+        .limit(1)
+    ).first()
 
 
 def _set_status(portal: Portal, invitation_id: str, status: str, error: str | None = None) -> None:
@@ -118,7 +112,7 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
         existing = iam.user_tags(inv.user_name) if iam.user_exists(inv.user_name) else None
         if existing is not None and existing.get(INVITATION_TAG) == inv.id:
             return  # a retry after a timeout, or a crash after CreateUser: it is ours
-        _set_status(portal, inv.id, "failed", "user name taken")
+        _set_status(portal, inv.id, InvitationState.FAILED, "user name taken")
         audit.record(
             portal,
             actor=actor,
@@ -138,7 +132,7 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
         # A lost answer or a timeout may hide a CreateUser that IAM carried out (the retries
         # then see EntityAlreadyExists): a passing trouble leaves the invitation "creating",
         # so the same invite, or housekeeping, resumes it and recognises the user by its tag.
-        status = "creating" if isinstance(exc, MAYBE_DONE) else "failed"
+        status = InvitationState.CREATING if isinstance(exc, MAYBE_DONE) else InvitationState.FAILED
         _set_status(portal, inv.id, status, exc.message)
         audit.record(
             portal,
@@ -195,7 +189,7 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> str | None
                     "group {group} yet ({problem}). Run the same invite again to finish it."
                 ).format(name=inv.user_name, group=group, problem=exc.message)
             ) from exc
-        _set_status(portal, inv.id, "failed", exc.message)
+        _set_status(portal, inv.id, InvitationState.FAILED, exc.message)
         audit.record(
             portal, actor=actor, action="iam.delete_user", target_user=inv.user_name,
             detail="rolled back an invite that could not join the MFA group",
@@ -218,14 +212,16 @@ def _issue_token(
     with the MFA group step that came just before (one transaction)."""
     token = new_token()
     expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
-    with portal.db.transaction() as conn:
+    with portal.db.session() as session:
         audit.record(
             portal, actor=actor, action="iam.add_user_to_group", target_user=inv.user_name,
-            aws_request_id=joined_request_id, detail=portal.settings.mfa_group, session=conn,
+            aws_request_id=joined_request_id, detail=portal.settings.mfa_group, session=session,
         )  # fmt: skip
-        update_row(
-            conn, Invitation, {"id": inv.id}, token_hash=hash_token(token),
-            expires_at=expires_at, status="pending", last_error=None,
+        session.execute(
+            update(Invitation).where(Invitation.id == inv.id).values(
+                token_hash=hash_token(token), expires_at=expires_at, status=InvitationState.PENDING,
+                last_error=None,
+            )
         )  # fmt: skip
         audit.record(
             portal,
@@ -233,7 +229,7 @@ def _issue_token(
             action="invite",
             target_user=inv.user_name,
             detail=f"email={inv.email} groups={','.join(inv.extra_groups) or '-'}",
-            session=conn,
+            session=session,
         )
     return token, expires_at
 
@@ -242,7 +238,7 @@ def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> In
     """Take an invitation in state `creating` through CreateUser and the MFA group."""
     with portal.db.session() as session:
         inv = session.get(Invitation, invitation_id)
-        if inv is None or inv.status != "creating":
+        if inv is None or inv.status != InvitationState.CREATING:
             raise Conflict(_("This invitation is not waiting to be created."))
     return _finish(portal, inv, actor)
 
@@ -274,25 +270,28 @@ def invite_user(
         portal, user_name=user_name, email=email, extra_groups=extra_groups or []
     )
     now = portal.clock()
-    row = {
-        "id": new_id(),
-        "user_name": user_name,
-        "user_name_key": user_name.lower(),
-        "email": email,
-        "status": "creating",
-        "extra_groups": groups,
-        "note": (note or "").strip()[:2000] or None,
-        "invited_by": actor.name,
-        "created_at": now,
-        "expires_at": now + timedelta(hours=portal.settings.invite_ttl_hours),
-    }
-    # The check and the new row on one connection (one pool checkout). Not a lock: two
-    # invites of one name at the same instant can both pass the check, as before.
-    with portal.db.transaction() as conn:
-        live = _live_invitation(conn, user_name)
+    made = Invitation(
+        id=new_id(),
+        user_name=user_name,
+        user_name_key=user_name.lower(),
+        email=email,
+        status=InvitationState.CREATING,
+        extra_groups=groups,
+        note=(note or "").strip()[:2000] or None,
+        invited_by=actor.name,
+        existing_user=False,
+        replace_login_profile=False,
+        failed_attempts=0,
+        created_at=now,
+        expires_at=now + timedelta(hours=portal.settings.invite_ttl_hours),
+    )
+    # The check and the new row in one transaction. Not a lock: two invites of one name at
+    # the same instant can both pass the check, as before.
+    with portal.db.session() as session:
+        live = _live_invitation(session, user_name)
         if live is None:
-            insert_row(conn, Invitation, **row)
-    if live is not None and live.status == "pending":
+            session.add(made)
+    if live is not None and live.status == InvitationState.PENDING:
         raise Conflict(
             _(
                 "{name} was already invited on {when} UTC and has not enrolled yet; "
@@ -302,7 +301,7 @@ def invite_user(
     if live is not None:  # "creating": a half-done invite of the same name; finish that one
         audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)
         return finish_invitation(portal, invitation_id=live.id, actor=actor)
-    return _finish(portal, Invitation(**row), actor)  # the row just made: not read back
+    return _finish(portal, made, actor)
 
 
 def list_invitations(portal: Portal) -> list[Invitation]:

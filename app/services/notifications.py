@@ -13,7 +13,6 @@ from app.services.invitations import EMAIL, InviteResult
 from app.services.outbox import enqueue_mail, get_mail
 from app.services.portal import Portal
 from app.store.models import Invitation
-from app.store.rows import fetch
 from app.template_env import new_environment
 
 log = logging.getLogger("iam_onboard.mail")
@@ -141,8 +140,8 @@ def enrolled_mail(
 
 def send_enrolled_notice(portal: Portal, *, invitation_id: str) -> int | None:
     """Tell the inviting admin that the new hire finished; None when the inviter has no email."""
-    with portal.db.transaction() as conn:  # at the end of every enrollment: prebuilt
-        inv = fetch(conn, Invitation, id=invitation_id)
+    with portal.db.session() as session:
+        inv = session.get(Invitation, invitation_id)
     if inv is None or not looks_like_email(inv.invited_by):
         return None
     to, user_name, email = inv.invited_by, inv.user_name, inv.email

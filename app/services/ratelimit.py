@@ -39,8 +39,8 @@ def _count_statement(dialect: str) -> Insert:
 def hit(portal: Portal, *, key: str, limit: int, window: timedelta) -> bool:
     """Count one attempt under `key`; False when the limit for the current window is used up."""
     now = portal.clock()
-    with portal.db.transaction() as tx:
-        count = tx.execute(
+    with portal.db.session() as session:
+        count = session.execute(
             _count_statement(portal.db.engine.dialect.name),
             {"key": key, "now": now, "window_opened_before": now - window},
         ).scalar_one()

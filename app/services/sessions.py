@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, update
 
 from app.security.tokens import hash_token, new_token
 from app.services.portal import Portal
 from app.store.models import WebSession
-from app.store.rows import delete_rows, fetch, insert_row, update_row
 
 # kind -> (idle timeout, absolute timeout)
 TIMEOUTS = {
@@ -36,20 +35,20 @@ def create_session(
     raw_id = new_token()
     now = portal.clock()
     _idle, absolute = TIMEOUTS[kind]
-    with portal.db.transaction() as conn:
+    with portal.db.session() as session:
         if replaces:
-            delete_rows(conn, WebSession, id_hash=hash_token(replaces))
-        insert_row(
-            conn,
-            WebSession,
-            id_hash=hash_token(raw_id),
-            kind=kind,
-            admin_id=admin_id,
-            enrollment_id=enrollment_id,
-            data=data or {},
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + absolute,
+            session.execute(delete(WebSession).where(WebSession.id_hash == hash_token(replaces)))
+        session.add(
+            WebSession(
+                id_hash=hash_token(raw_id),
+                kind=kind,
+                admin_id=admin_id,
+                enrollment_id=enrollment_id,
+                data=data or {},
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + absolute,
+            )
         )
     return raw_id
 
@@ -60,18 +59,18 @@ def get_session(portal: Portal, raw_id: str | None) -> WebSession | None:
         return None
     now = portal.clock()
     id_hash = hash_token(raw_id)
-    # Read on every page view: prebuilt statements on a connection (app.store.rows).
-    with portal.db.transaction() as conn:
-        row = fetch(conn, WebSession, id_hash=id_hash)
+    with portal.db.session() as session:
+        row = session.get(WebSession, id_hash)
         if row is None:
             return None
         idle, _absolute = TIMEOUTS.get(row.kind, (timedelta(0), timedelta(0)))
         if now >= row.expires_at or now - row.last_seen_at >= idle:
-            delete_rows(conn, WebSession, id_hash=id_hash)
+            session.execute(delete(WebSession).where(WebSession.id_hash == id_hash))
             return None
         if now - row.last_seen_at >= _TOUCH_EVERY:
-            update_row(conn, WebSession, {"id_hash": id_hash}, last_seen_at=now)
-            row.last_seen_at = now
+            session.execute(
+                update(WebSession).where(WebSession.id_hash == id_hash).values(last_seen_at=now)
+            )
         return row
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from app.errors import ValidationError
 from app.i18n import _
+from app.store.states import BOUND_ENROLLMENT, LIVE_ENROLLMENT, EnrollmentState, InvitationState
 
 INVITED = "invited"
 INVITE_EXPIRED = "invite expired"
@@ -34,9 +35,12 @@ ORDER = {status: index for index, status in enumerate(STATUSES)}
 
 # Invitation states that say something about the user; `creating` and `failed` do not
 # (a failed invite of a name that already existed must not make that user "managed").
-MEANINGFUL_INVITATION = ("pending", "used", "expired", "revoked")
-# Enrollment states between opening the link and finishing (enabled: MFA bound, access next).
-LIVE_ENROLLMENT = ("started", "device_created", "enabling", "enabled")
+MEANINGFUL_INVITATION = (
+    InvitationState.PENDING,
+    InvitationState.USED,
+    InvitationState.EXPIRED,
+    InvitationState.REVOKED,
+)
 
 
 def status_label(status: str) -> str:
@@ -57,19 +61,19 @@ def status_label(status: str) -> str:
 
 def state_label(state: str) -> str:
     """An invitation's or an enrollment's stored state as a person reads it."""
-    labels = {
-        "creating": _("creating"),
-        "pending": _("pending"),
-        "used": _("used"),
-        "expired": _("expired"),
-        "revoked": _("revoked"),
-        "failed": _("failed"),
-        "started": _("started"),
-        "device_created": _("device created"),
-        "enabling": _("enabling"),
-        "enabled": _("enabled"),
-        "done": _("done"),
-        "locked": _("locked"),
+    labels: dict[str, str] = {
+        InvitationState.CREATING: _("creating"),
+        InvitationState.PENDING: _("pending"),
+        InvitationState.USED: _("used"),
+        InvitationState.EXPIRED: _("expired"),  # an enrollment's too
+        InvitationState.REVOKED: _("revoked"),
+        InvitationState.FAILED: _("failed"),
+        EnrollmentState.STARTED: _("started"),
+        EnrollmentState.DEVICE_CREATED: _("device created"),
+        EnrollmentState.ENABLING: _("enabling"),
+        EnrollmentState.ENABLED: _("enabled"),
+        EnrollmentState.DONE: _("done"),
+        EnrollmentState.LOCKED: _("locked"),
     }
     return labels.get(state, state)
 
@@ -126,18 +130,18 @@ def compute_status(
     if invitation is not None:
         # Users the portal invited follow their latest invitation: the row is current,
         # while the IAM snapshot may be hours old (a reset device still shows there).
-        if invitation.status == "revoked":
+        if invitation.status == InvitationState.REVOKED:
             return REVOKED
-        if invitation.status == "used":
+        if invitation.status == InvitationState.USED:
             return ENROLLED
         if invitation.locked_at is not None:
             return LOCKED
         if enrollment is not None and enrollment.status in LIVE_ENROLLMENT:
             # Once the device is being bound, only finishing is left: the TTL no longer counts.
-            bound = enrollment.status in ("enabling", "enabled")
+            bound = enrollment.status in BOUND_ENROLLMENT
             if bound or enrollment.expires_at > now:
                 return ENROLLING
-        if invitation.status == "expired" or invitation.expires_at <= now:
+        if invitation.status == InvitationState.EXPIRED or invitation.expires_at <= now:
             return INVITE_EXPIRED
         return INVITED
     # Users the portal did not create: no MFA at all is the most urgent; MFA outside the

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session, sessionmaker
-
-from app.store.rows import Transaction, transaction
+from sqlalchemy.sql import Executable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,11 +31,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    # hide_parameters: a statement's values (token hashes, sealed secrets, notes) stay out of
+    # the text of database errors, and so out of logs.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+    )
+
+
+def changed_rows(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session; how many rows it matched.
+
+    A conditional update (`WHERE version = :read`) changes one row for exactly one of two
+    concurrent requests: the count says which one this was.
+    """
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 class Database:
@@ -51,10 +65,6 @@ class Database:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
-
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """For app.store.rows' prebuilt statements (the new hire's pages); commits on success."""
-        return transaction(self.engine)
 
     def alembic_config(self) -> AlembicConfig:
         config = AlembicConfig()

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from app.store.states import EnrollmentState, InvitationState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -59,8 +61,8 @@ class Invitation(Base):
     user_name_key: Mapped[str] = mapped_column(String(64), index=True)
     email: Mapped[str] = mapped_column(String(320))
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # creating -> pending -> used; or revoked / expired / failed
-    status: Mapped[str] = mapped_column(String(16), default="creating", index=True)
+    # app.store.states.InvitationState
+    status: Mapped[str] = mapped_column(String(16), default=InvitationState.CREATING, index=True)
     extra_groups: Mapped[list[str]] = mapped_column(default=list)
     note: Mapped[str | None] = mapped_column(Text)
     invited_by: Mapped[str] = mapped_column(String(320))
@@ -85,8 +87,8 @@ class Enrollment(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     invitation_id: Mapped[str] = mapped_column(ForeignKey("invitations.id"), index=True)
     user_name: Mapped[str] = mapped_column(String(64))
-    # started -> device_created -> enabled -> done; or expired
-    status: Mapped[str] = mapped_column(String(16), default="started")
+    # app.store.states.EnrollmentState
+    status: Mapped[str] = mapped_column(String(16), default=EnrollmentState.STARTED)
     device_serial: Mapped[str | None] = mapped_column(String(256))
     seed_encrypted: Mapped[str | None] = mapped_column(Text)
     device_created_at: Mapped[datetime | None] = mapped_column()

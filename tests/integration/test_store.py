@@ -13,10 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from app.services import audit, ratelimit
 from app.services.portal import Actor
 from app.services.sessions import create_session, end_session, get_session
-from app.store import rows
 from app.store.db import Database
 from app.store.models import AuditEvent, Invitation, RateLimit
-from app.store.rows import table
 from tests.conftest import make_portal
 
 
@@ -153,55 +151,6 @@ def test_rate_limit_counts_every_hit_of_a_burst(database_url: str, sandbox):
     portal.db.dispose()
 
 
-def test_row_helpers_match_null_as_is_null_and_refuse_an_unbounded_statement(database_url: str):
-    db = Database(database_url)
-    db.migrate()
-    with db.transaction() as conn:
-        rows.insert_row(conn, Invitation, **_row(id="a" * 32, user_name="Ann", token_hash="h1"))
-        rows.insert_row(conn, Invitation, **_row(id="b" * 32, user_name="Bob", token_hash=None))
-    with db.transaction() as conn:
-        found = rows.fetch(conn, Invitation, token_hash=None)
-        assert found is not None and found.user_name == "Bob"
-        # Defaults the insert left out were filled in by the columns' own defaults.
-        assert found.status == "creating" and found.extra_groups == [] and not found.existing_user
-        assert rows.update_row(conn, Invitation, {"id": "a" * 32, "used_at": None}, note="x") == 1
-        assert rows.update_row(conn, Invitation, {"id": "a" * 32, "used_at": None}, note="y") == 1
-        assert rows.delete_rows(conn, Invitation, id="b" * 32, token_hash=None) == 1
-        for statement in (
-            lambda: rows.fetch(conn, Invitation),
-            lambda: rows.update_row(conn, Invitation, {}, note="z"),
-            lambda: rows.delete_rows(conn, Invitation),
-        ):
-            with pytest.raises(ValueError):
-                statement()
-    with db.transaction() as conn:
-        left = rows.fetch(conn, Invitation, id="a" * 32)
-        assert left is not None and left.note == "y"
-        assert rows.fetch(conn, Invitation, id="b" * 32) is None
-    db.dispose()
-
-
-def test_a_fetched_row_reads_like_the_orm_loaded_one_and_belongs_to_no_session(
-    database_url: str,
-):
-    db = Database(database_url)
-    db.migrate()
-    with db.transaction() as conn:
-        rows.insert_row(
-            conn, Invitation, **_row(id="c" * 32, user_name="Cy", token_hash="h3", note="hi")
-        )
-    with db.transaction() as conn:
-        fetched = rows.fetch(conn, Invitation, id="c" * 32)
-    with db.session() as s:
-        loaded = s.get(Invitation, "c" * 32)
-        assert loaded is not None and fetched is not None
-        for column in table(Invitation).columns:
-            assert getattr(fetched, column.key) == getattr(loaded, column.key), column.key
-    state = inspect(fetched)
-    assert state.transient and state.session is None
-    db.dispose()
-
-
 def _row(**values: object) -> dict[str, object]:
     return {
         "user_name_key": str(values["user_name"]).lower(),
@@ -212,58 +161,27 @@ def _row(**values: object) -> dict[str, object]:
     }
 
 
-def test_rows_written_by_a_transaction_read_back_through_the_orm_unchanged(database_url: str):
-    """The driver gets what SQLAlchemy would have bound: UTC times, JSON lists, booleans."""
-    db = Database(database_url)
-    db.migrate()
-    at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
-    with db.transaction() as tx:
-        rows.insert_row(
-            tx, Invitation,
-            **_row(
-                id="d" * 32, user_name="Dee", token_hash="h4", extra_groups=["Dev", "Ops"],
-                existing_user=True, enforce_at=at, failed_attempts=2,
-            ),
-        )  # fmt: skip
-        later = at + timedelta(hours=1)
-        assert rows.update_row(tx, Invitation, {"id": "d" * 32}, used_at=later) == 1
-    with db.session() as s:
-        loaded = s.get(Invitation, "d" * 32)
-        assert loaded is not None
-        assert loaded.extra_groups == ["Dev", "Ops"] and loaded.existing_user is True
-        assert loaded.enforce_at == at and loaded.enforce_at.tzinfo is not None
-        assert loaded.used_at == at + timedelta(hours=1) and loaded.failed_attempts == 2
-        assert loaded.status == "creating" and loaded.created_at is not None  # defaults
-    db.dispose()
-
-
-def test_a_transaction_rolls_back_on_error_and_raises_sqlalchemy_errors_without_values(
+def test_a_session_rolls_back_on_error_and_raises_sqlalchemy_errors_without_values(
     database_url: str,
 ):
     db = Database(database_url)
     db.migrate()
-    with pytest.raises(RuntimeError), db.transaction() as tx:
-        rows.insert_row(tx, Invitation, **_row(id="e" * 32, user_name="Eve", token_hash="h5"))
+    with pytest.raises(RuntimeError), db.session() as s:
+        s.add(_invitation(**_row(id="e" * 32, user_name="Eve", token_hash="h5")))
+        s.flush()
         raise RuntimeError("after the insert")
-    with db.transaction() as tx:
-        assert rows.fetch(tx, Invitation, id="e" * 32) is None
-        rows.insert_row(tx, Invitation, **_row(id="f" * 32, user_name="Fay", token_hash="s3cr3t"))
-    with pytest.raises(IntegrityError) as caught, db.transaction() as tx:
-        rows.insert_row(
-            tx, Invitation,
-            **_row(id="g" * 32, user_name="Gus", token_hash="s3cr3t", note="private words"),
-        )  # fmt: skip
+    with db.session() as s:
+        assert s.get(Invitation, "e" * 32) is None
+        s.add(_invitation(**_row(id="f" * 32, user_name="Fay", token_hash="s3cr3t")))
+    with pytest.raises(IntegrityError) as caught, db.session() as s:
+        s.add(
+            _invitation(
+                **_row(id="g" * 32, user_name="Gus", token_hash="s3cr3t", note="private words")
+            )
+        )
     # The statement's values are not listed (the database's own text may name the key).
     assert "private words" not in str(caught.value)
-    with db.transaction() as tx:  # the pool's connection is usable after the failure
-        assert rows.fetch(tx, Invitation, id="g" * 32) is None
-        assert rows.fetch(tx, Invitation, id="f" * 32) is not None
-    db.dispose()
-
-
-def test_a_statement_with_in_is_refused_for_a_transaction(database_url: str):
-    db = Database(database_url)
-    statement = select(table(Invitation)).where(table(Invitation).c.status.in_(("a", "b")))
-    with pytest.raises(ValueError, match="IN"), db.transaction() as tx:
-        tx.execute(statement)
+    with db.session() as s:  # the pool's connection is usable after the failure
+        assert s.get(Invitation, "g" * 32) is None
+        assert s.get(Invitation, "f" * 32) is not None
     db.dispose()

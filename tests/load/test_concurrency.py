@@ -113,7 +113,10 @@ def setup(aws: Sandbox, database_url: str, tmp_path: Path) -> Iterator[Setup]:
     try:
         bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
         with running_server(
-            database_url=database_url, iam_url=proxy.url, log=tmp_path / "server.log"
+            database_url=database_url,
+            iam_url=proxy.url,
+            log=tmp_path / "server.log",
+            IAM_ONBOARD_TRUSTED_PROXIES="127.0.0.1",  # as behind a load balancer
         ) as server:
             yield Setup(portal, proxy, server)
     finally:

@@ -17,9 +17,6 @@ PRIVATE_SQLALCHEMY = ("_sa_", ".instance(", "compiled.bind_names")
 
 # Modules other branches of issue 15 split; each mark goes when its split is merged (strict: a
 # module that got small enough while still marked fails, so the mark cannot outlive its reason).
-SPLIT_ELSEWHERE = {
-    "app/services/enrollment.py": "split into app/services/enrollment/ by h-store",
-}
 
 
 def _app_files() -> list[Path]:
@@ -118,24 +115,13 @@ def test_no_import_cycle_among_app_modules():
 
 
 @pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            p,
-            id=str(p.relative_to(APP_DIR.parent)),
-            marks=[pytest.mark.xfail(strict=True, reason=reason)]
-            if (reason := SPLIT_ELSEWHERE.get(str(p.relative_to(APP_DIR.parent))))
-            else [],
-        )
-        for p in _app_files()
-    ],
+    "path", [pytest.param(p, id=str(p.relative_to(APP_DIR.parent))) for p in _app_files()]
 )
 def test_module_is_at_most_450_lines(path: Path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines: split it by what a reader looks for"
 
 
-@pytest.mark.xfail(strict=True, reason="rows.py removed by h-store")
 def test_no_private_sqlalchemy_names_in_app():
     uses = [
         f"{path.relative_to(APP_DIR.parent)}:{number}: {name}"

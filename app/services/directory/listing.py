@@ -14,6 +14,7 @@ from app.services.directory.records import Snapshot, portal_records, stored_snap
 from app.services.portal import Portal
 from app.services.statuses import ORDER, STATUSES, compute_status, parse_status
 from app.store.models import DirectoryUser
+from app.store.states import InvitationState
 
 MAX_PER_PAGE = 1000
 
@@ -100,7 +101,7 @@ def _all_rows(portal: Portal) -> tuple[list[DirectoryRow], Snapshot]:
     # Invited after the last refresh: the IAM user exists (the invite created it inside the
     # MFA group) but the snapshot has not seen it yet.
     for key, inv in invitations.items():
-        if key in seen or inv.status == "revoked":
+        if key in seen or inv.status == InvitationState.REVOKED:
             continue
         if snapshot.refreshed_at is not None and inv.created_at <= snapshot.refreshed_at:
             continue  # the refresh did not find this user: it is gone from IAM
@@ -120,7 +121,7 @@ def _all_rows(portal: Portal) -> tuple[list[DirectoryRow], Snapshot]:
                 other_mfa=False,
                 last_console_sign_in=None,
                 in_mfa_group=True,
-                has_password=inv.status == "used",
+                has_password=inv.status == InvitationState.USED,
                 in_snapshot=False,
             )
         )

@@ -37,6 +37,7 @@ from app.services.lifecycle.ownership import (
 from app.services.lifecycle.steps import ensure_in_mfa_group
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation
+from app.store.states import InvitationState
 
 KEY_IN_USE_DAYS = 30
 
@@ -176,6 +177,6 @@ def finish_existing(portal: Portal, *, invitation_id: str, actor: Actor) -> str:
             with portal.db.session() as s:
                 row = s.get(Invitation, invitation_id)
                 assert row is not None
-                row.status, row.last_error = "failed", exc.message
+                row.status, row.last_error = InvitationState.FAILED, exc.message
             raise
     return issue_link(portal, invitation_id, expires_at=link_expiry(portal, inv.enforce_at))

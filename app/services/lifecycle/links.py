@@ -18,9 +18,10 @@ from app.services.lifecycle.steps import delete_unassigned_device
 from app.services.outbox import enqueue_mail
 from app.services.portal import Actor, Portal
 from app.store.models import Enrollment, Invitation, WebSession
+from app.store.states import EnrollmentState, InvitationState
 
 # Enrollment states with no device bound, in which a device may wait unassigned.
-OPEN_ENROLLMENT = ("started", "device_created", "locked")
+OPEN_ENROLLMENT = (EnrollmentState.STARTED, EnrollmentState.DEVICE_CREATED, EnrollmentState.LOCKED)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def latest_invitation(portal: Portal, user_name: str) -> Invitation | None:
             s.scalars(
                 select(Invitation)
                 .where(Invitation.user_name_key == user_name.lower())
-                .where(Invitation.status != "failed")
+                .where(Invitation.status != InvitationState.FAILED)
             )
         )
     # A live invitation wins a tie: two can be made within one tick of a coarse clock.
@@ -79,7 +80,7 @@ def abandon_enrollments(portal: Portal, *, invitation_ids: list[str], actor: Act
             )
         )
         for row in rows:
-            row.status = "expired"
+            row.status = EnrollmentState.EXPIRED
             row.seed_encrypted = None
             row.version += 1  # a request of the old session holding the row now loses its race
         if rows:
@@ -100,11 +101,11 @@ def revoke_live(portal: Portal, *, user_name: str, actor: Actor, why: str) -> li
             s.scalars(
                 select(Invitation)
                 .where(Invitation.user_name_key == user_name.lower())
-                .where(Invitation.status.in_((*LIVE_STATES, "expired")))
+                .where(Invitation.status.in_((*LIVE_STATES, InvitationState.EXPIRED)))
             )
         )
         for row in rows:
-            row.status = "revoked"
+            row.status = InvitationState.REVOKED
             row.revoked_at = portal.clock()
             row.token_hash = None
             row.last_error = why
@@ -121,7 +122,7 @@ def issue_link(portal: Portal, invitation_id: str, *, expires_at: datetime | Non
         row.token_hash = hash_token(token)
         default = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
         row.expires_at = expires_at or default
-        row.status = "pending"
+        row.status = InvitationState.PENDING
         row.failed_attempts = 0
         row.locked_at = None
         row.last_error = None

@@ -18,9 +18,10 @@ from app.services.lifecycle.offboarding import describe_resources
 from app.services.lifecycle.ownership import beyond_portal_grants, ownership, require_managed
 from app.services.portal import Portal
 from app.store.models import Invitation
+from app.store.states import InvitationState
 
 # Invitations whose link can be renewed (pending covers locked: status stays pending).
-RESENDABLE = ("creating", "pending", "expired")
+RESENDABLE = (InvitationState.CREATING, InvitationState.PENDING, InvitationState.EXPIRED)
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,9 @@ def user_actions(detail: UserDetail) -> UserActions:
     nothing on a protected user, only adoption (send-link) on one the portal does not manage."""
     if detail.exists_in_iam and detail.protected:
         return UserActions()
-    inv = _latest([i for i in detail.invitations if i.status != "failed"])
+    inv = _latest([i for i in detail.invitations if i.status != InvitationState.FAILED])
     waiting = inv is not None and inv.status in RESENDABLE
-    enrolled = inv is not None and inv.status == "used"
+    enrolled = inv is not None and inv.status == InvitationState.USED
     never_enrolled = (
         waiting
         and inv is not None
