@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound, PortalError, ValidationError
 from app.i18n import _
 from app.security import passwords
-from app.security.qr import qr_svg
 from app.security.secretbox import SecretBox, SecretBoxError, secret_box
 from app.security.tokens import hash_token, new_token
 from app.security.totp import (
@@ -55,9 +54,8 @@ class SetupLink:
 
 @dataclass(frozen=True)
 class TotpSetup:
-    """What the setup page shows: the QR code, the secret for typing, the otpauth link."""
+    """What the setup page shows: the secret for typing and the otpauth link (its QR code)."""
 
-    qr_svg: str
     secret_grouped: str
     uri: str
 
@@ -202,11 +200,10 @@ def _pending_seed(portal: Portal, admin_id: str, pending: str) -> str:
 
 
 def totp_setup(portal: Portal, *, admin_id: str, email: str, pending_seed: str) -> TotpSetup:
-    """The QR code and secret of the seed waiting to be confirmed."""
+    """The secret and otpauth link of the seed waiting to be confirmed."""
     seed = _pending_seed(portal, admin_id, pending_seed)
     uri = otpauth_uri(seed=seed, issuer=TOTP_ISSUER, account_name=email)
-    title = _("QR code for your authenticator app")
-    return TotpSetup(qr_svg=qr_svg(uri, title=title), secret_grouped=group_secret(seed), uri=uri)
+    return TotpSetup(secret_grouped=group_secret(seed), uri=uri)
 
 
 _CODE_MESSAGES = {
