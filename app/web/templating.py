@@ -14,9 +14,10 @@ from app.security.csrf import csrf_token_for
 from app.services.record_text import record_text
 from app.services.statuses import state_label, status_label
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES_DIR = ROOT / "templates"
-STATIC_DIR = ROOT / "static"
+# Package data: they ship inside the wheel, beside the code.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
