@@ -7,7 +7,6 @@ actions the portal needs can be read off this file (tests compare it to the runt
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import threading
@@ -69,6 +68,7 @@ class AwsTime:
 aws_time: ContextVar[AwsTime | None] = ContextVar("aws_time", default=None)
 
 T = TypeVar("T")
+ReportRow = dict[str, str]  # a credential report line: column name -> value
 # As many as the request threads (anyio's 40): a page never waits behind other pages' reads.
 _BACKGROUND = ThreadPoolExecutor(max_workers=40, thread_name_prefix="iam-read")
 
@@ -416,8 +416,8 @@ class IamGateway:
         )
 
     # -- credential report ------------------------------------------------------------------
-    def credential_report(self, *, wait_seconds: float = 10.0) -> tuple[list[dict[str, str]], Any]:
-        """Rows of the credential report (it may be up to 4 hours old) and when it was made."""
+    def credential_report(self, *, wait_seconds: float = 10.0) -> tuple[Iterator[ReportRow], Any]:
+        """Rows of the credential report, read as iterated, and when it was made (<= 4 h ago)."""
         deadline = time.monotonic() + wait_seconds
         while True:
             state = self._call("GenerateCredentialReport").get("State")
@@ -432,7 +432,7 @@ class IamGateway:
         r = self._call("GetCredentialReport")
         content = r["Content"]
         text = content.decode("utf-8") if isinstance(content, bytes | bytearray) else str(content)
-        return list(csv.DictReader(io.StringIO(text))), r.get("GeneratedTime")
+        return csv.DictReader(text.splitlines()), r.get("GeneratedTime")
 
 
 __all__ = [
