@@ -9,14 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so that a code change does not reinstall them.
+# Dependencies first, so that a code change does not reinstall them. requirements.lock holds the
+# runtime dependencies only: the sandbox (moto, Flask: the `demo` extra) is not in the image.
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
 
-# templates/ and static/ live at the repository root, beside app/: an editable install keeps
-# them where the code looks for them.
+# A regular (not editable) install: templates, static files, translations and migrations are
+# package data inside app/, so the installed package serves every page by itself.
 COPY . .
-RUN pip install --no-deps -e . \
+RUN pip install --no-deps . \
     && groupadd --system --gid 10001 iam-onboard \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin \
         iam-onboard \

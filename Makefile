@@ -7,10 +7,14 @@ LINT_PATHS := app tests $(wildcard bench) $(wildcard scripts) $(wildcard tools)
 
 .PHONY: demo test lint fmt bench install clean messages screenshots deploy-check
 
-$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+# requirements.lock: what `serve` needs (the Dockerfile installs only it); requirements-demo.lock:
+# the sandbox AWS of `demo` and the tests (moto, Flask: the `demo` extra); requirements-dev.lock:
+# the test and lint tools.
+$(STAMP): pyproject.toml requirements.lock requirements-demo.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock -r requirements-dev.lock
+	$(BIN)/pip install --quiet -r requirements.lock -r requirements-demo.lock \
+		-r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

@@ -23,6 +23,8 @@ def server_config(portal: Portal, *, host: str, port: int, **options: Any) -> uv
     options.setdefault("log_level", "warning")
     # The app handles proxy headers itself, from the trusted list only (never uvicorn's default).
     options["proxy_headers"] = False
+    # No page uses WebSockets: "none" spares the import of a WebSocket library (~3 MiB).
+    options.setdefault("ws", "none")
     return uvicorn.Config(create_app(portal), host=host, port=port, **options)
 
 

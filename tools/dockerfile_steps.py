@@ -4,11 +4,11 @@ The build context is the repository less what .dockerignore leaves out; WORKDIR 
 folder under a temporary root; COPY copies from the context; each `pip ...` of a RUN runs with
 the venv's pip; the image's system-user steps (groupadd, useradd, mkdir, chown) are skipped; any
 other instruction or command fails, so the Dockerfile cannot grow a step this script ignores.
-Last, the image's command (`iam-onboard ...`) must answer `--help` from the copy, not from the
-repository, with the image's ENV; and when run as root (CI), `iam-onboard serve` runs as the
-unprivileged user `nobody` with one writable folder (a tmp volume's stand-in, holding TMPDIR and a
-SQLite file) and answers a page: the image's code writes nowhere else, so a read-only root
-filesystem suits it.
+Last, the image's command (`iam-onboard ...`) must answer `--help` from the installed package
+(not from the copy or the repository) with the image's ENV; and when run as root (CI),
+`iam-onboard serve` runs as the unprivileged user `nobody` with one writable folder (a tmp
+volume's stand-in, holding TMPDIR and a SQLite file) and answers a page: the image's code writes
+nowhere else, so a read-only root filesystem suits it.
 """
 
 from __future__ import annotations
@@ -195,8 +195,10 @@ def main() -> int:
             text=True,
             check=True,
         ).stdout.strip()
-        if not where.startswith(str(workdir)):
-            raise SystemExit(f"the venv imports app from {where}, not from the image's copy")
+        # A regular install: the code (and its templates and static files) comes from the
+        # venv's site-packages, not from the copied source tree nor from the repository.
+        if not where.startswith(str(env_dir)) or "site-packages" not in where:
+            raise SystemExit(f"the venv imports app from {where}, not from its site-packages")
         for args in (["--help"], [*command[1:2], "--help"]):
             out = subprocess.run(
                 [program, *args], cwd="/", env=env, capture_output=True, text=True, check=True

@@ -7,7 +7,6 @@ actions the portal needs can be read off this file (tests compare it to the runt
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import time
@@ -33,6 +32,7 @@ from app.i18n import _
 
 # The names IAM can hold (its UserName pattern and length); no user has any other name.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+ReportRow = dict[str, str]  # a credential report line: column name -> value
 
 
 @dataclass(frozen=True)
@@ -360,8 +360,8 @@ class IamGateway:
         )
 
     # -- credential report ------------------------------------------------------------------
-    def credential_report(self, *, wait_seconds: float = 10.0) -> tuple[list[dict[str, str]], Any]:
-        """Rows of the credential report (it may be up to 4 hours old) and when it was made."""
+    def credential_report(self, *, wait_seconds: float = 10.0) -> tuple[Iterator[ReportRow], Any]:
+        """Rows of the credential report, read as iterated, and when it was made (<= 4 h ago)."""
         deadline = time.monotonic() + wait_seconds
         while True:
             state = self._call("GenerateCredentialReport").get("State")
@@ -376,7 +376,7 @@ class IamGateway:
         r = self._call("GetCredentialReport")
         content = r["Content"]
         text = content.decode("utf-8") if isinstance(content, bytes | bytearray) else str(content)
-        return list(csv.DictReader(io.StringIO(text))), r.get("GeneratedTime")
+        return csv.DictReader(text.splitlines()), r.get("GeneratedTime")
 
 
 __all__ = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import shutil
 import socket
@@ -34,6 +35,15 @@ def _run_server(portal: Portal, *, host: str, port: int) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # The sandbox (moto) is the optional `demo` extra: a production install does not have it,
+    # and only this command imports it.
+    if importlib.util.find_spec("moto") is None:
+        raise PortalError(
+            _(
+                "The demo needs the sandbox AWS, which is not installed: install the demo extra "
+                "({command})."
+            ).format(command="pip install 'iam-onboard[demo]'")
+        )
     from app.demo_realism import banner_lines, realism_for_demo
     from app.sandbox import start_sandbox
     from app.services.bootstrap import bootstrap

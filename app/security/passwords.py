@@ -7,7 +7,6 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from zxcvbn import zxcvbn
 
 # Error message keys returned by check_new_admin_password (translated by the web layer).
 ERR_TOO_SHORT = "password_too_short"
@@ -88,6 +87,9 @@ def check_new_admin_password(pw: str, email: str) -> str | None:
             return ERR_CONTAINS_EMAIL
     # NIST SP 800-63B: refuse passwords on lists of common and breached ones (zxcvbn ships them,
     # with English words, names and keyboard patterns, and sees through l33t and repeats).
+    # Imported here: its word lists take ~12 MiB, and only choosing a password needs them.
+    from zxcvbn import zxcvbn
+
     user_inputs = [folded_email, folded_email.rsplit("@", 1)[0], "iam-onboard", "iam", "aws"]
     if zxcvbn(pw[:_STRENGTH_PREFIX], user_inputs=user_inputs)["score"] < MIN_STRENGTH:
         return ERR_TOO_COMMON

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 
 from app.errors import NotFound, ValidationError
 from app.i18n import _
@@ -15,6 +16,7 @@ from app.services.sessions import create_session, end_session
 from app.store.models import WebSession
 from app.web.common import safe_next
 from app.web.deps import PortalDep, SessionDep, client_ip, session_raw_id
+from app.web.qr_svg import qr_svg
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -85,7 +87,14 @@ def _render_totp(
     return render(
         request,
         "admin/setup_totp.html",
-        {"email": email, "setup": setup, "errors": errors},
+        {
+            "email": email,
+            "setup": setup,
+            "qr": Markup(  # noqa: S704  # nosec B704 - our own SVG, its texts escaped by ElementTree
+                qr_svg(setup.uri, title=_("QR code for your authenticator app"))
+            ),
+            "errors": errors,
+        },
         status_code=status_code,
     )
 

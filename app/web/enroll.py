@@ -12,12 +12,12 @@ from markupsafe import Markup
 from app.aws.errors import AwsError
 from app.errors import PortalError
 from app.i18n import _
-from app.security.qr import qr_svg
 from app.security.totp import group_secret, seconds_left
 from app.services import enrollment, ratelimit
 from app.services.portal import Actor, Portal
 from app.services.sessions import create_session
 from app.web.deps import PortalDep, client_ip, current_session, session_raw_id
+from app.web.qr_svg import qr_svg
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)

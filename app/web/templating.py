@@ -14,8 +14,8 @@ from app.services.record_text import record_text
 from app.services.statuses import state_label, status_label
 from app.template_env import new_environment
 
-ROOT = Path(__file__).resolve().parents[2]
-STATIC_DIR = ROOT / "static"
+# Package data: it ships inside the wheel, beside the code.
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
 env = new_environment()
 env.globals["LANGUAGES"] = i18n.LANGUAGES

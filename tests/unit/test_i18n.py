@@ -17,7 +17,7 @@ from app.services.record_text import record_text
 from app.web import templating
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates"
+TEMPLATES = ROOT / "app" / "templates"
 # The same keywords as `make messages`.
 KEYWORDS = {**DEFAULT_KEYWORDS, "_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 
@@ -100,7 +100,7 @@ def test_texts_used_in_templates_hold_no_markup(pot: Catalog):
     ko = korean()
     problems = []
     for message in pot:
-        if not message.id or not any(f.startswith("templates/") for f, _l in message.locations):
+        if not message.id or not any(f.startswith("app/templates/") for f, _l in message.locations):
             continue
         entry = ko.get(message.id)
         for text in ids(message) + (strings(entry) if entry is not None else []):

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from app.errors import Conflict, NotFound, ValidationError
 from app.i18n import N_, _
 from app.security import passwords
-from app.security.qr import qr_svg
 from app.security.secretbox import SecretBoxError
 from app.security.tokens import hash_token, new_token
 from app.security.totp import (
@@ -43,9 +42,8 @@ class SetupLink:
 
 @dataclass(frozen=True)
 class TotpSetup:
-    """What the setup page shows: the QR code, the secret for typing, the otpauth link."""
+    """What the setup page shows: the secret for typing and the otpauth link (its QR code)."""
 
-    qr_svg: str
     secret_grouped: str
     uri: str
 
@@ -157,11 +155,10 @@ def _pending_seed(portal: Portal, admin_id: str, pending: str) -> str:
 
 
 def totp_setup(portal: Portal, *, admin_id: str, email: str, pending_seed: str) -> TotpSetup:
-    """The QR code and secret of the seed waiting to be confirmed."""
+    """The secret and otpauth link of the seed waiting to be confirmed."""
     seed = _pending_seed(portal, admin_id, pending_seed)
     uri = otpauth_uri(seed=seed, issuer=TOTP_ISSUER, account_name=email)
-    title = _("QR code for your authenticator app")
-    return TotpSetup(qr_svg=qr_svg(uri, title=title), secret_grouped=group_secret(seed), uri=uri)
+    return TotpSetup(secret_grouped=group_secret(seed), uri=uri)
 
 
 _CODE_MESSAGES = {
