@@ -19,7 +19,7 @@ from app.i18n import _
 SANDBOX_SECRET = "sandbox-only-not-a-secret-0123456789abcdef"  # noqa: S105
 
 # Settings that may be given as a path to a file holding the value (IAM_ONBOARD_<NAME>_FILE).
-_FILE_SETTINGS = ("secret_key", "database_url", "smtp_url")
+_FILE_SETTINGS = ("secret_key", "secret_key_previous", "database_url", "smtp_url")
 
 
 class Settings(BaseSettings):
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     sandbox: bool = False
     secret_key: str = SANDBOX_SECRET
+    # During a rotation of secret_key: what it was, so secrets sealed with it still open
+    # (docs/deploy.md, "Rotating the app secret").
+    secret_key_previous: str | None = None
     database_url: str = "sqlite:///iam-onboard.db"
     base_url: str = "http://127.0.0.1:8000"
     mfa_group: str = "MFA"
@@ -109,6 +112,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_secret(self) -> Settings:
         if len(self.secret_key) < 32:
+            raise ValueError(_("secret_key must be at least 32 characters"))
+        if self.secret_key_previous is not None and len(self.secret_key_previous) < 32:
             raise ValueError(_("secret_key must be at least 32 characters"))
         return self
 

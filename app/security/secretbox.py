@@ -22,21 +22,30 @@ class SecretBoxError(Exception):
     """A stored secret could not be decrypted: tampered, truncated, or another key."""
 
 
-class SecretBox:
-    """AES-256-GCM with a key derived by HKDF-SHA256 from the app secret and a purpose."""
+def _aead(app_secret: str, purpose: str) -> AESGCM:
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=_SALT,
+        info=b"iam-onboard:" + purpose.encode("utf-8"),
+    )
+    return AESGCM(hkdf.derive(app_secret.encode("utf-8")))
 
-    def __init__(self, app_secret: str, *, purpose: str) -> None:
+
+class SecretBox:
+    """AES-256-GCM with a key derived by HKDF-SHA256 from the app secret and a purpose.
+
+    While the app secret is being rotated, values sealed with the previous secret still open
+    (`previous`); new values are always sealed with the current one.
+    """
+
+    def __init__(self, app_secret: str, *, purpose: str, previous: str | None = None) -> None:
         if not app_secret:
             raise ValueError("app_secret must not be empty")
         if not purpose:
             raise ValueError("purpose must not be empty")
-        hkdf = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=_SALT,
-            info=b"iam-onboard:" + purpose.encode("utf-8"),
-        )
-        self._aead = AESGCM(hkdf.derive(app_secret.encode("utf-8")))
+        self._aead = _aead(app_secret, purpose)
+        self._previous = _aead(previous, purpose) if previous else None
 
     def encrypt(self, plaintext: str, *, bound_to: str = "") -> str:
         """Return an ASCII token of the encrypted text; bound_to must be given again to decrypt."""
@@ -46,6 +55,10 @@ class SecretBox:
 
     def decrypt(self, token: str, *, bound_to: str = "") -> str:
         """Return the plaintext of a token made by encrypt; raise SecretBoxError otherwise."""
+        return self.open(token, bound_to=bound_to)[0]
+
+    def open(self, token: str, *, bound_to: str = "") -> tuple[str, bool]:
+        """The plaintext, and whether it was sealed with the previous secret (seal it again)."""
         if not token.startswith(_PREFIX):
             raise SecretBoxError("unknown secret format")
         body = token[len(_PREFIX) :]
@@ -55,17 +68,20 @@ class SecretBox:
             raise SecretBoxError("malformed secret") from exc
         if len(raw) < _NONCE_BYTES + 16:
             raise SecretBoxError("malformed secret")
+        nonce, sealed, aad = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], bound_to.encode("utf-8")
         try:
-            plain = self._aead.decrypt(
-                raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], bound_to.encode("utf-8")
-            )
+            return self._aead.decrypt(nonce, sealed, aad).decode("utf-8"), False
+        except InvalidTag as exc:
+            if self._previous is None:
+                raise SecretBoxError("secret failed authentication") from exc
+        try:
+            return self._previous.decrypt(nonce, sealed, aad).decode("utf-8"), True
         except InvalidTag as exc:
             raise SecretBoxError("secret failed authentication") from exc
-        return plain.decode("utf-8")
 
 
 @functools.lru_cache(maxsize=16)
-def secret_box(app_secret: str, purpose: str) -> SecretBox:
+def secret_box(app_secret: str, purpose: str, previous: str | None = None) -> SecretBox:
     """The SecretBox of a purpose, its key derived once per process (HKDF costs more than
     sealing a value; the key never changes while the app secret stays the same)."""
-    return SecretBox(app_secret, purpose=purpose)
+    return SecretBox(app_secret, purpose=purpose, previous=previous)

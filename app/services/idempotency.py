@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict, PortalError, ValidationError
 from app.i18n import _
-from app.security.secretbox import SecretBox, SecretBoxError, secret_box
+from app.security.secretbox import SecretBox, SecretBoxError
 from app.services.portal import Portal
 from app.store.models import IdempotencyRecord
 
@@ -61,7 +61,7 @@ def _record_key(scope: str, operation: str, key: str) -> str:
 
 
 def _box(portal: Portal) -> SecretBox:
-    return secret_box(portal.settings.secret_key, "idempotency")
+    return portal.secret_box("idempotency")
 
 
 def _claim(portal: Portal, record_key: str, digest: str) -> StoredResponse | None:

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import and_, func, or_, select, update
 
-from app.security.secretbox import SecretBox, SecretBoxError, secret_box
+from app.security.secretbox import SecretBox, SecretBoxError
 from app.services.portal import Portal
 from app.store.models import OutboxMail
 
@@ -45,7 +45,7 @@ class Mail:
 
 
 def _box(portal: Portal) -> SecretBox:
-    return secret_box(portal.settings.secret_key, _BOX_PURPOSE)
+    return portal.secret_box(_BOX_PURPOSE)
 
 
 def _seal(portal: Portal, body: str, to: str) -> str:

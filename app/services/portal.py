@@ -10,6 +10,7 @@ from typing import Any
 from app.aws.client import make_clients
 from app.aws.iam import IamGateway
 from app.config import Settings
+from app.security.secretbox import SecretBox, secret_box
 from app.store.db import Database
 from app.store.models import utcnow
 
@@ -38,6 +39,12 @@ class Portal:
         """A gateway over the shared (thread-safe) clients; cheap, one per use case."""
         iam, sts = self.iam_clients
         return IamGateway(iam, sts, on_call=self.on_iam_call)
+
+    def secret_box(self, purpose: str) -> SecretBox:
+        """Sealing secrets at rest for `purpose`, keyed from the app secret (and, during a
+        rotation, still opening what the previous secret sealed)."""
+        settings = self.settings
+        return secret_box(settings.secret_key, purpose, settings.secret_key_previous)
 
     def link(self, path: str) -> str:
         """Links are built from the configured base URL, never from a request's Host header."""

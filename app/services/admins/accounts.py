@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.i18n import _
-from app.security.secretbox import SecretBox, secret_box
+from app.security.secretbox import SecretBox
 from app.services import audit
 from app.services.admins import lockout
 from app.services.portal import Actor, Portal
@@ -25,7 +25,7 @@ class AdminInfo:
 
 
 def totp_box(portal: Portal) -> SecretBox:
-    return secret_box(portal.settings.secret_key, _BOX_PURPOSE)
+    return portal.secret_box(_BOX_PURPOSE)
 
 
 def normalize_email(email: str) -> str:

@@ -130,7 +130,7 @@ def _accept_code(
     locked = lockout.locked_until(portal, email, source_ip)
     if locked is not None:
         raise AccountLocked(locked, now)
-    seed = totp_box(portal).decrypt(seed_token, bound_to=admin_id)
+    seed, sealed_before = totp_box(portal).open(seed_token, bound_to=admin_id)
     now_step = current_step(now.timestamp())
     used = (
         {s for s in range(now_step - 2, now_step + 3) if s <= last_step}
@@ -156,6 +156,8 @@ def _accept_code(
                 _("This code was already used. Wait until your app shows a new one."), field="code"
             )
         row.totp_last_step = check.step
+        if sealed_before:  # the app secret was rotated: seal the seed with the new one
+            row.totp_seed_encrypted = totp_box(portal).encrypt(seed, bound_to=admin_id)
     lockout.forget(portal, email, source_ip)
     return AdminInfo(admin_id, email)
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.security.secretbox import SecretBox, SecretBoxError, secret_box
+from app.security.secretbox import SecretBox, SecretBoxError
 from app.security.tokens import hash_token
 from app.services import audit
 from app.services.enrollment.errors import EnrollmentLocked, LinkUnusable
@@ -35,11 +35,11 @@ _WAIT_FOR_OTHER_SECONDS = 20.0
 
 
 def seed_box(portal: Portal) -> SecretBox:
-    return secret_box(portal.settings.secret_key, "mfa-seed")
+    return portal.secret_box("mfa-seed")
 
 
 def password_box(portal: Portal) -> SecretBox:
-    return secret_box(portal.settings.secret_key, "temp-password")
+    return portal.secret_box("temp-password")
 
 
 def secret_binding(enrollment_id: str) -> str:
