@@ -316,7 +316,8 @@ class IamGateway:
 
     def access_key_last_used(self, key_id: str) -> datetime | None:
         r = self._call("GetAccessKeyLastUsed", AccessKeyId=key_id)
-        return r.get("AccessKeyLastUsed", {}).get("LastUsedDate")
+        used: datetime | None = r.get("AccessKeyLastUsed", {}).get("LastUsedDate")
+        return used
 
     def delete_access_key(self, user: str, key_id: str) -> None:
         self._call("DeleteAccessKey", UserName=user, AccessKeyId=key_id)

@@ -134,7 +134,8 @@ def filter_list(
     if not _LISTS[action](window, params, root):
         return body
     ET.register_namespace("", IAM_NS)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    answer: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return answer
 
 
 def _drop(container: ET.Element | None, members: list[ET.Element], hide: Any) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,8 @@ KNOWN_KEYS = frozenset(
 )
 KNOWN_KEY_PREFIXES = ("aws:resourcetag/", "iam:resourcetag/", "aws:requesttag/")
 
-STRING_OPERATORS = {
+Compare = Callable[[str, str], bool]
+STRING_OPERATORS: dict[str, tuple[Compare, bool]] = {
     # name: (compare(policy_value, context_value) -> bool, negated)
     "StringEquals": (lambda p, c: p == c, False),
     "StringNotEquals": (lambda p, c: p == c, True),

@@ -24,7 +24,8 @@ def qr_matrix(data: str) -> list[list[bool]]:
     code = qrcode.QRCode(error_correction=ERROR_CORRECTION, border=BORDER, mask_pattern=MASK)
     code.add_data(data)
     code.make(fit=True)
-    return code.get_matrix()
+    matrix: list[list[bool]] = code.get_matrix()
+    return matrix
 
 
 def _path(modules: list[list[bool]]) -> str:
