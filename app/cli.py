@@ -86,6 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             sandbox=True, database_url=database_url, base_url=f"http://{host}:{args.port}"
         )
         portal = build_portal(settings, endpoint=sandbox.url)
+        portal.clock = sandbox.now  # the real time unless a test moves the sandbox's clock
         if sandbox.enforcing:
             from app import demo_identities
 

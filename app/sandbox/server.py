@@ -44,8 +44,9 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from app.sandbox import totp
 from app.sandbox.enforcement import ENFORCE_ENV, EnforcingApp
-from app.sandbox.totp import codes_match
+from app.sandbox.totp import ClockApp, codes_match
 
 SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
@@ -95,8 +96,17 @@ class Sandbox:
         self._thread.join()
         _fidelity_enabled = self._previous_fidelity
 
+    def set_clock(self, clock: totp.Clock | None) -> None:
+        """Check TOTP codes against `clock` (e.g. the portal's in a test); None: the real time."""
+        totp.set_clock(clock)
+
+    def now(self) -> datetime:
+        """The sandbox's time (the demo's portal runs on it)."""
+        return totp.now()
+
     def reset(self) -> None:
-        """Wipe all IAM state (moto's reset endpoint); the server keeps running."""
+        """Wipe all IAM state (moto's reset endpoint) and go back to the real time."""
+        totp.set_clock(None)
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         try:
             conn.request("POST", "/moto-api/reset")
@@ -120,12 +130,13 @@ def start_sandbox(
     *,
     fidelity: bool = True,
     enforce_policies: bool | None = None,
+    clock: totp.Clock | None = None,
 ) -> Sandbox:
     """Start moto's IAM server on loopback (port 0 picks a free port).
 
     enforce_policies (default: IAM_ONBOARD_SANDBOX_ENFORCE_POLICIES=1) authenticates and
     authorizes every request as AWS would (app/sandbox/enforcement.py); otherwise any
-    credentials do anything.
+    credentials do anything. clock: what TOTP codes are checked against (app/sandbox/totp.py).
     """
     global _fidelity_enabled
     # The sandbox accepts any credentials: it must never be reachable from another machine.
@@ -142,6 +153,8 @@ def start_sandbox(
         enforce_policies = os.environ.get(ENFORCE_ENV, "") == "1"
     if enforce_policies:
         app = EnforcingApp(app, SANDBOX_ACCOUNT_ID)
+    app = ClockApp(app)
+    totp.set_clock(clock)
     # Not moto's ThreadedMotoServer: its start() waits forever when the port is taken.
     try:
         server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
