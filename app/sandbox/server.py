@@ -100,6 +100,10 @@ class Sandbox:
         """Check TOTP codes against `clock` (e.g. the portal's in a test); None: the real time."""
         totp.set_clock(clock)
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the sandbox's clock on, as if `seconds` had passed (the demo's portal too)."""
+        totp.advance(seconds)
+
     def now(self) -> datetime:
         """The sandbox's time (the demo's portal runs on it)."""
         return totp.now()
