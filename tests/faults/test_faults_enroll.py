@@ -32,6 +32,7 @@ from tests.faults.conftest import (
     unassigned_devices,
     users,
 )
+from tests.helpers import csrf_of
 
 # In the order a clean enrollment makes them (the first test checks this list).
 ENROLL_CALLS = [
@@ -49,12 +50,6 @@ ENROLL_CALLS = [
 BESIDE_ENABLE = {"ListGroupsForUser", "GetAccountPasswordPolicy"}
 WRITES = ["CreateVirtualMFADevice", "EnableMFADevice", "AddUserToGroup", "CreateLoginProfile"]
 READS = [c for c in ENROLL_CALLS if c not in WRITES]
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "the page has no form"
-    return found.group(1)
 
 
 @dataclass
