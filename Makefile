@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_PATHS := app tests $(wildcard bench) $(wildcard scripts) $(wildcard tools)
 
-.PHONY: demo test lint fmt bench install clean messages screenshots deploy-check
+.PHONY: demo test test-fast lint fmt bench install clean messages screenshots deploy-check
 
 # requirements.lock: what `serve` needs (the Dockerfile installs only it); requirements-demo.lock:
 # the sandbox AWS of `demo` and the tests (moto, Flask: the `demo` extra); requirements-dev.lock:
@@ -27,6 +27,10 @@ demo: $(STAMP)
 ## Run the whole test suite (PostgreSQL tests run when IAM_ONBOARD_TEST_POSTGRES_URL is set).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The edit loop: everything but the slow, browser, fault and PostgreSQL tests (README).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser and not faults and not postgres" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)

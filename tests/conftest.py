@@ -30,6 +30,23 @@ def skip_or_fail(reason: str) -> None:
 
 TEST_SECRET = "test-secret-" + "x" * 40
 
+# `make test-fast` leaves these out (pyproject.toml registers the markers): whole directories,
+# the scanners and the upgrade test, and every test that starts `iam-onboard demo` (a fixture
+# named demo) or a CLI process: each start costs seconds of imports on a busy machine.
+TESTS = Path(__file__).resolve().parent
+MARK_BY_DIRECTORY = {"browser": "browser", "faults": "faults", "load": "slow", "replicas": "slow"}
+SLOW_FILES = {"test_wapiti.py", "test_schemathesis.py", "test_rolling_upgrade.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).resolve()
+        directory = path.relative_to(TESTS).parts[0] if TESTS in path.parents else ""
+        if mark := MARK_BY_DIRECTORY.get(directory):
+            item.add_marker(mark)
+        if path.name in SLOW_FILES or "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker("slow")
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:

@@ -84,6 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             portal = demo_identities.as_runtime_identity(portal, sandbox)
         else:
             bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
+        portal.clock = sandbox.now  # the real time unless a test moves the sandbox's clock
         print(_("iam-onboard demo: sandbox AWS and a throwaway database; Ctrl-C stops everything."))
         print(_("Portal: {url}").format(url=settings.base_url))
         print(_("Sandbox IAM endpoint (for AWS_ENDPOINT_URL_IAM and the AWS CLI):"))

@@ -19,6 +19,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
@@ -40,12 +41,12 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 # Imported for their patches, which install_fidelity_fixes puts in place.
-from app.sandbox import aws_policies, credential_report, pagination  # noqa: F401
+from app.sandbox import aws_policies, credential_report, pagination, totp  # noqa: F401
 from app.sandbox.enforcement import ENFORCE_ENV, EnforcingApp
 from app.sandbox.patching import install_fidelity_fixes, patch, set_fidelity
 from app.sandbox.realism import RealismSettings, RealisticApp
 from app.sandbox.realism import wrap as wrap_realism
-from app.sandbox.totp import codes_match
+from app.sandbox.totp import ClockApp, codes_match
 
 SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
@@ -88,8 +89,21 @@ class Sandbox:
         self._thread.join()
         set_fidelity(self._previous_fidelity)
 
+    def set_clock(self, clock: totp.Clock | None) -> None:
+        """Check TOTP codes against `clock` (e.g. the portal's in a test); None: the real time."""
+        totp.set_clock(clock)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the sandbox's clock on, as if `seconds` had passed (the demo's portal too)."""
+        totp.advance(seconds)
+
+    def now(self) -> datetime:
+        """The sandbox's time (the demo's portal runs on it)."""
+        return totp.now()
+
     def reset(self) -> None:
-        """Wipe all IAM state (moto's reset endpoint); the server keeps running."""
+        """Wipe all IAM state (moto's reset endpoint) and go back to the real time."""
+        totp.set_clock(None)
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         try:
             conn.request("POST", "/moto-api/reset")
@@ -114,12 +128,13 @@ def start_sandbox(
     fidelity: bool = True,
     enforce_policies: bool | None = None,
     realism: RealismSettings | None = None,
+    clock: totp.Clock | None = None,
 ) -> Sandbox:
     """Start moto's IAM server on loopback (port 0 picks a free port).
 
     enforce_policies (default: IAM_ONBOARD_SANDBOX_ENFORCE_POLICIES=1) authenticates and
     authorizes every request as AWS would (app/sandbox/enforcement.py); otherwise any
-    credentials do anything.
+    credentials do anything. clock: what TOTP codes are checked against (app/sandbox/totp.py).
 
     realism (default: the IAM_ONBOARD_SANDBOX_LATENCY_MS, _CONSISTENCY_MS, _RATE and _BURST
     variables) makes IAM slow, eventually consistent and throttled as AWS is (realism.py).
@@ -138,6 +153,8 @@ def start_sandbox(
         enforce_policies = os.environ.get(ENFORCE_ENV, "") == "1"
     if enforce_policies:
         app = EnforcingApp(app, SANDBOX_ACCOUNT_ID)
+    app = ClockApp(app)
+    totp.set_clock(clock)
     app, realistic = wrap_realism(app, realism)  # outermost: throttled calls are not checked
     # Not moto's ThreadedMotoServer: its start() waits forever when the port is taken.
     try:

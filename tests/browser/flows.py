@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import httpx
 import pyotp
 
 ADMIN_EMAIL = "admin@example.com"
@@ -38,10 +40,32 @@ def current_step() -> int:
     return int(time.time() // 30)
 
 
-def _oldest_safe_step(oldest_accepted: int) -> int:
+class DemoClock:
+    """The demo's time: its sandbox's clock, which its portal runs on (app/sandbox/totp.py).
+
+    Without the sandbox's address it is the real time, and waiting is sleeping (screenshots).
+    """
+
+    def __init__(self, iam_url: str | None = None):
+        self.url = iam_url and iam_url + "/moto-api/iam-onboard/clock"
+
+    def time(self) -> float:
+        if not self.url:
+            return time.time()
+        return datetime.fromisoformat(httpx.get(self.url).json()["now"]).timestamp()
+
+    def wait(self, seconds: float) -> None:
+        """Let `seconds` pass: moves the demo's clock on rather than waiting for it."""
+        if not self.url:
+            time.sleep(seconds)
+            return
+        httpx.post(self.url, data={"advance_seconds": str(seconds)}).raise_for_status()
+
+
+def _oldest_safe_step(oldest_accepted: int, now: float) -> int:
     """oldest_accepted steps back from now, unless it leaves the portal's window in a moment."""
-    step = current_step()
-    seconds_left = 30 - time.time() % 30
+    step = int(now // 30)
+    seconds_left = 30 - now % 30
     return step + (oldest_accepted if seconds_left > 3 else oldest_accepted + 1)
 
 
@@ -53,24 +77,26 @@ class AdminCodes:
     new step.
     """
 
-    def __init__(self, seed: str):
+    def __init__(self, seed: str, clock: DemoClock | None = None):
         self.totp = pyotp.TOTP(seed)
+        self.clock = clock or DemoClock()
         self.last_step: int | None = None
 
     def setup_pair(self) -> tuple[str, str]:
-        first = _oldest_safe_step(-2)  # the setup takes pairs up to two steps old
+        first = _oldest_safe_step(-2, self.clock.time())  # setup takes pairs up to 2 steps old
         self.last_step = first + 1  # the setup spends both steps of the pair
         return self.totp.generate_otp(first), self.totp.generate_otp(first + 1)
 
     def next(self) -> str:
         """A code of a step not used yet; waits for the clock when the next one is too far."""
         while True:
-            wanted = _oldest_safe_step(-1)
+            now = self.clock.time()
+            wanted = _oldest_safe_step(-1, now)
             if self.last_step is not None:
                 wanted = max(wanted, self.last_step + 1)
-            if wanted <= current_step() + 1:  # one step ahead of the clock, no further
+            if wanted <= int(now // 30) + 1:  # one step ahead of the clock, no further
                 break
-            time.sleep(30 - time.time() % 30 + 0.2)
+            self.clock.wait(30 - now % 30 + 0.2)
         self.last_step = wanted
         return str(self.totp.generate_otp(wanted))
 
@@ -112,14 +138,16 @@ def accept_confirms(page: Any) -> None:
 
 
 # -- the admin ----------------------------------------------------------------------------------
-def set_up_admin(page: Any, setup_link: str, password: str = ADMIN_PASSWORD) -> AdminCodes:
+def set_up_admin(
+    page: Any, setup_link: str, password: str = ADMIN_PASSWORD, clock: DemoClock | None = None
+) -> AdminCodes:
     """The setup link's two pages: a password, then the app (seed read from the page)."""
     page.goto(setup_link)
     page.get_by_label("New password").fill(password)
     page.get_by_label("The same password again").fill(password)
     click_and_wait(page, page.get_by_role("button", name="Continue"))
     assert page.url.endswith("/admin/setup/totp"), page.url
-    codes = AdminCodes(page.locator("#totp-secret").inner_text().replace(" ", ""))
+    codes = AdminCodes(page.locator("#totp-secret").inner_text().replace(" ", ""), clock)
     first, second = codes.setup_pair()
     page.get_by_label("First code").fill(first)
     page.get_by_label("Next code (after it changes)").fill(second)

@@ -171,6 +171,7 @@ def fportal(
 ) -> Iterator[Portal]:
     proxy.reset()
     portal = fault_portal(proxy, template_db, tmp_path, boto_session, direct)
+    portal.clock = aws.now  # a test may move it on with aws.advance_clock
     yield portal
     proxy.reset()
     portal.db.dispose()
@@ -191,6 +192,7 @@ def calm_portal(
     portal = fault_portal(
         proxy, template_db, tmp_path, boto_session, direct, read_timeout=DEFAULT_READ_TIMEOUT
     )
+    portal.clock = aws.now
     yield portal
     proxy.reset()
     portal.db.dispose()

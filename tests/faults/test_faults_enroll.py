@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.main import create_app
+from app.sandbox import Sandbox
 from app.services.invitations import invite_user
 from app.services.portal import Actor, Portal
 from app.store.models import Enrollment, Invitation
@@ -32,6 +32,7 @@ from tests.faults.conftest import (
     unassigned_devices,
     users,
 )
+from tests.helpers import csrf_of
 
 # In the order a clean enrollment makes them (the first test checks this list).
 ENROLL_CALLS = [
@@ -51,12 +52,6 @@ WRITES = ["CreateVirtualMFADevice", "EnableMFADevice", "AddUserToGroup", "Create
 READS = [c for c in ENROLL_CALLS if c not in WRITES]
 
 
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "the page has no form"
-    return found.group(1)
-
-
 @dataclass
 class NewHire:
     """Walks the pages like a person: presses the button each page offers, reloads on errors."""
@@ -64,6 +59,7 @@ class NewHire:
     client: TestClient
     link_path: str
     proxy: FaultProxy
+    sandbox: Sandbox
     seed: str | None = None
     used_steps: set[int] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
@@ -72,14 +68,14 @@ class NewHire:
     def _codes(self) -> tuple[str, str]:
         """Two consecutive codes never typed before (the portal refuses reused steps)."""
         assert self.seed is not None
-        for _wait in range(40):
-            now = int(time.time()) // 30
+        for _wait in range(3):
+            now = int(self.sandbox.now().timestamp()) // 30
             for t in (now - 1, now, now + 1):
                 if not {t, t + 1} & self.used_steps:
                     self.used_steps |= {t, t + 1}
                     totp = pyotp.TOTP(self.seed)
                     return totp.generate_otp(t), totp.generate_otp(t + 1)
-            time.sleep(1)
+            self.sandbox.advance_clock(30)  # the person waits for the next code (and the portal)
         raise AssertionError("no fresh codes")
 
     def _saw_problem(self, r: httpx.Response) -> None:
@@ -130,7 +126,7 @@ def _visible_error(page: str) -> str:
 
 
 @contextmanager
-def invited(portal: Portal, proxy: FaultProxy) -> Iterator[NewHire]:
+def invited(portal: Portal, proxy: FaultProxy, sandbox: Sandbox) -> Iterator[NewHire]:
     """Alice, invited with an extra group, about to open her link in a browser."""
     result = invite_user(
         portal,
@@ -141,12 +137,12 @@ def invited(portal: Portal, proxy: FaultProxy) -> Iterator[NewHire]:
     )
     proxy.reset()
     with TestClient(create_app(portal), base_url="http://portal.test") as client:
-        yield NewHire(client, urlsplit(result.link).path, proxy)
+        yield NewHire(client, urlsplit(result.link).path, proxy, sandbox)
 
 
 @pytest.fixture
-def hire(fportal: Portal, proxy: FaultProxy) -> Iterator[NewHire]:
-    with invited(fportal, proxy) as person:
+def hire(fportal: Portal, proxy: FaultProxy, aws: Sandbox) -> Iterator[NewHire]:
+    with invited(fportal, proxy, aws) as person:
         yield person
 
 
@@ -164,9 +160,9 @@ def assert_enrolled(portal: Portal, iam_client: Any, hire: NewHire) -> None:
 
 
 def test_the_matrix_covers_every_iam_call_of_an_enrollment(
-    calm_portal: Portal, proxy: FaultProxy, iam_client: Any
+    calm_portal: Portal, proxy: FaultProxy, iam_client: Any, aws: Sandbox
 ):
-    with invited(calm_portal, proxy) as hire:
+    with invited(calm_portal, proxy, aws) as hire:
         hire.walk()
     assert sorted(proxy.calls) == sorted(ENROLL_CALLS)
     in_order = [c for c in proxy.calls if c not in BESIDE_ENABLE]

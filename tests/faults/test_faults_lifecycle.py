@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -88,7 +87,7 @@ def enrolled_user(portal: Portal, iam_client: Any, name: str = "alice") -> None:
     enrollment.prepare_device(portal, enrollment_id=enrollment_id, actor=NEWCOMER)
     scan = enrollment.enrollment_view(portal, enrollment_id=enrollment_id).scan
     assert scan is not None
-    totp, now = pyotp.TOTP(scan.seed), int(time.time()) // 30
+    totp, now = pyotp.TOTP(scan.seed), int(portal.clock().timestamp()) // 30
     enrollment.verify_codes(
         portal,
         enrollment_id=enrollment_id,

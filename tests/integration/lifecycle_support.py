@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import pyotp
@@ -12,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from app.sandbox import totp as sandbox_totp
 from app.services.enrollment import (
     enrollment_view,
     prepare_device,
@@ -37,9 +37,9 @@ def start(portal: Portal, link: str) -> tuple[str, str]:
     return enrollment_id, view.scan.seed
 
 
-def codes(seed: str) -> tuple[str, str]:
-    """Two consecutive codes as a phone shows them now (the sandbox checks them in real time)."""
-    step = int(time.time()) // 30
+def codes(seed: str, now: dt.datetime) -> tuple[str, str]:
+    """Two consecutive codes as a phone shows them at `now` (the portal's and sandbox's time)."""
+    step = int(now.timestamp()) // 30
     totp = pyotp.TOTP(seed)
     return totp.generate_otp(step - 1), totp.generate_otp(step)
 
@@ -47,7 +47,7 @@ def codes(seed: str) -> tuple[str, str]:
 def enroll(portal: Portal, link: str) -> str:
     """The whole enrollment through the enrollment service; returns the seed it showed."""
     enrollment_id, seed = start(portal, link)
-    code1, code2 = codes(seed)
+    code1, code2 = codes(seed, portal.clock())
     verify_codes(portal, enrollment_id=enrollment_id, code1=code1, code2=code2, actor=NEW_HIRE)
     return seed
 
@@ -103,7 +103,7 @@ def build_busy_user(
         "VirtualMFADevice"
     ]
     seed = device["Base32StringSeed"].decode()
-    code1, code2 = codes(seed)
+    code1, code2 = codes(seed, sandbox_totp.now())  # the clock the test gave the sandbox
     iam_client.enable_mfa_device(
         UserName=name,
         SerialNumber=device["SerialNumber"],

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import (
     Clock,
@@ -16,6 +17,8 @@ from tests.helpers import (
     sign_in_admin,
     start_demo,
 )
+
+pytestmark = pytest.mark.slow  # every test here starts `iam-onboard demo`
 
 ADMIN = "admin@example.com"
 

@@ -266,6 +266,7 @@ def test_openapi_documents_the_api(client: TestClient):
     assert "InvitationIn" in spec["components"]["schemas"]
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_the_cli_token_opens_the_api_of_a_running_portal(tmp_path: Path):
     demo = start_demo(tmp_path)
     try:

@@ -6,6 +6,7 @@ import re
 import time
 from collections import Counter
 
+import pytest
 from moto.core.utils import utcnow
 from moto.iam.models import MFADevice, User, iam_backends
 
@@ -39,6 +40,7 @@ def _fill_account(users: int, with_mfa: int) -> None:
             user.mfa_devices[device.serial_number] = MFADevice(device.serial_number, "", "")
 
 
+@pytest.mark.slow  # 5000 users
 def test_refresh_of_5000_users_costs_at_most_20_iam_calls(aws: Sandbox, sqlite_url: str):
     proxy = FaultProxy(aws.url)  # the HTTP endpoint the portal is pointed at; it counts
     try:

@@ -37,17 +37,13 @@ from app.services.invitations import invite_user
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.store.models import AuditEvent, Enrollment, Invitation, OutboxMail, WebSession
 from tests.conftest import skip_or_fail
-from tests.helpers import serve_in_thread
+from tests.helpers import csrf_of, serve_in_thread
 from tests.qr_decode import decode_svg, svg_in_page
 
 UNUSABLE = "This link can't be used any more. Ask the person who invited you for a new one."
 
 
 # -- a newcomer with a browser-like client --------------------------------------------------
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
 
 
 def secret_of(html: str) -> str:

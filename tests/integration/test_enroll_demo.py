@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import skip_or_fail
-from tests.helpers import Demo, clean_env, start_demo
+from tests.helpers import Demo, clean_env, csrf_of, start_demo
 from tests.qr_decode import decode_svg, svg_in_page
 
 # JSON: the comma-separated form of this variable is refused by app/config.py for now.
@@ -41,12 +41,6 @@ def _iam(demo: Demo):  # type: ignore[no-untyped-def]
         aws_access_key_id="any",
         aws_secret_access_key="any",
     )
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
 
 
 def _oathtool_pair(seed: str) -> list[str]:
@@ -84,7 +78,7 @@ def test_a_scripted_newcomer_enrolls_from_the_invite_link(demo: Demo, tmp_path: 
             landing = browser.get(link)
             assert landing.status_code == 200
         assert "newhire" in landing.text
-        scan = browser.post(link, data={"csrf_token": _csrf(landing.text)})
+        scan = browser.post(link, data={"csrf_token": csrf_of(landing.text)})
         assert scan.status_code == 200, scan.text
         assert str(scan.url) == demo.portal_url + "/enroll"
         assert scan.headers["cache-control"] == "no-store"
@@ -100,7 +94,7 @@ def test_a_scripted_newcomer_enrolls_from_the_invite_link(demo: Demo, tmp_path: 
         code1, code2 = _oathtool_pair(seed)
         done = browser.post(
             "/enroll/verify",
-            data={"csrf_token": _csrf(scan.text), "code1": code1, "code2": code2},
+            data={"csrf_token": csrf_of(scan.text), "code1": code1, "code2": code2},
         )
         assert done.status_code == 200, done.text
         assert str(done.url) == demo.portal_url + "/enroll/done"

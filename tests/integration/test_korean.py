@@ -356,6 +356,7 @@ def test_the_switcher_remembers_korean_without_the_header(portal: Portal):
         assert visible(client.get("/", headers=KOREAN).text).lang == "en"
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_the_cli_speaks_korean_under_a_korean_lang(portal: Portal, aws: Sandbox):
     env = clean_env(
         LANG="ko_KR.UTF-8",

@@ -20,7 +20,7 @@ from app.sandbox import Sandbox
 from app.services.admins import create_admin
 from app.services.invitations import invite_user
 from app.services.portal import CLI_ACTOR, Portal
-from app.store.models import Admin, AuditEvent, utcnow
+from app.store.models import Admin, AuditEvent
 from tests.conftest import TEST_SECRET
 from tests.helpers import Clock, csrf_of, set_up_admin, sign_in_admin, totp_at
 from tests.integration.lifecycle_support import (
@@ -54,18 +54,12 @@ class SignedIn:
             path, data={"csrf_token": csrf_of(page), **form}, follow_redirects=False
         )
 
-    def real_time(self) -> None:
-        """The sandbox checks enrollment codes against the real clock."""
-        self.portal.clock = utcnow
-
-    def admin_time(self) -> None:
-        self.portal.clock = self.clock
-
 
 @pytest.fixture
-def ada(portal: Portal) -> Iterator[SignedIn]:
+def ada(portal: Portal, aws: Sandbox) -> Iterator[SignedIn]:
     clock = Clock()
     portal.clock = clock
+    aws.set_clock(clock)  # the portal and the sandbox check codes at the same time
     with TestClient(create_app(portal), base_url="http://portal.test") as client:
         link = create_admin(portal, email=ADA, actor=CLI_ACTOR).link
         seed = set_up_admin(client, link.removeprefix("http://portal.test"), clock)
@@ -96,11 +90,7 @@ def landing(client: TestClient, link: str) -> int:
 
 
 def enroll_now(ada: SignedIn, link: str) -> str:
-    ada.real_time()
-    try:
-        return enroll(ada.portal, link)
-    finally:
-        ada.admin_time()
+    return enroll(ada.portal, link)
 
 
 # -- which actions the user page offers ---------------------------------------------------------

@@ -359,6 +359,7 @@ def test_invite_and_enrollment_succeed_as_the_runtime_identity(
     portal.db.dispose()
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_demo_with_enforcement_prints_the_admin_key_and_enforces_the_mfa_group(
     tmp_path: Path,
 ) -> None:

@@ -26,6 +26,7 @@ from tests.conftest import make_portal
 from tests.faultproxy import FaultProxy
 from tests.faults.conftest import mfa_devices_of, unassigned_devices, users
 from tests.faults.server import Server, running_server
+from tests.helpers import csrf_of
 
 HIRES = 50
 
@@ -50,12 +51,6 @@ class Visit:
         r = self.client.post(path, data=data)
         self.pages.append(r.text)
         return r
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "no form on the page"
-    return found.group(1)
 
 
 def secret_of(page: str) -> str:

@@ -29,7 +29,7 @@ from tests.conftest import make_portal
 from tests.faultproxy import HOLD, FaultProxy
 from tests.faults.conftest import has_login_profile, mfa_devices_of
 from tests.faults.server import Server, running_servers, server_env
-from tests.helpers import CLI
+from tests.helpers import CLI, csrf_of
 
 BASE_URL = "http://portal.test"  # both replicas build links from the same configured address
 ADMIN = "admin@example.com"
@@ -72,12 +72,6 @@ def browser() -> Iterator[httpx.Client]:
     """One person's browser: one cookie jar, sent to whichever replica answers."""
     with httpx.Client(timeout=30) as client:
         yield client
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "no form on the page"
-    return found.group(1)
 
 
 def open_scan_page(browser: httpx.Client, server: Server, link_path: str) -> tuple[str, str]:

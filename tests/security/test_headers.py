@@ -8,18 +8,16 @@ temporary password, a new link, the admin's TOTP setup) and must not be kept by 
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
+from app.sandbox import Sandbox
 from app.services.admins import create_admin
 from app.services.portal import CLI_ACTOR
-from tests.helpers import csrf_of
+from tests.helpers import csrf_of, totp_at
 from tests.security.support import Route, app_routes, fill
 from tests.security.world import BASE, World
 
@@ -157,7 +155,7 @@ def test_error_pages_send_the_security_headers(world: World) -> None:
 
 
 # -- pages that show a secret -------------------------------------------------------------------
-def secret_pages(world: World) -> dict[str, tuple[httpx.Response, str]]:
+def secret_pages(world: World, sandbox: Sandbox) -> dict[str, tuple[httpx.Response, str]]:
     """Each page that shows a secret, with the secret it shows."""
     people = world.personas()
     admin, hire = people["admin_a"], people["new_hire"]
@@ -207,23 +205,21 @@ def secret_pages(world: World) -> dict[str, tuple[httpx.Response, str]]:
     pages["the admin's TOTP setup"] = (world.client.get("/admin/setup/totp"), 'id="totp-secret"')
     world.client.cookies.clear()
 
-    # The temporary password: a whole enrollment, codes from the seed on the page. The sandbox
-    # checks them against real time, so the portal does too for this part.
+    # The temporary password: a whole enrollment, codes from the seed on the page, checked by
+    # the portal and the sandbox on the world's clock.
     seed = scan.text.split('id="secret"', 1)[1].split(">", 1)[1].split("<", 1)[0]
     seed = seed.replace(" ", "").strip()
-    frozen = world.portal.clock
-    world.portal.clock = lambda: datetime.now(UTC)
+    sandbox.set_clock(world.clock)
     try:
-        step = int(time.time()) // 30
-        totp = pyotp.TOTP(seed)
+        step = world.clock.step()
         verify = world.send(
             hire,
             "POST",
             "/enroll/verify",
             form={
                 "csrf_token": hire.csrf,
-                "code1": totp.at((step - 1) * 30),
-                "code2": totp.at(step * 30),
+                "code1": totp_at(seed, step - 1),
+                "code2": totp_at(seed, step),
             },
         )
         assert verify.status_code == 303, verify.text
@@ -232,12 +228,12 @@ def secret_pages(world: World) -> dict[str, tuple[httpx.Response, str]]:
             'id="temp-password"',
         )
     finally:
-        world.portal.clock = frozen
+        sandbox.set_clock(None)
     return pages
 
 
-def test_every_page_that_shows_a_secret_is_no_store(world: World) -> None:
-    pages = secret_pages(world)
+def test_every_page_that_shows_a_secret_is_no_store(world: World, sandbox: Sandbox) -> None:
+    pages = secret_pages(world, sandbox)
     assert len(pages) == 7
     for what, (r, marker) in pages.items():
         assert r.status_code in (200, 201), (what, r.status_code, r.text[:300])

@@ -306,6 +306,7 @@ def fail(operation: str) -> None:
 
 
 # -- the real demo ----------------------------------------------------------------------------
+@pytest.mark.slow  # starts iam-onboard processes
 def test_no_secret_in_what_the_demo_writes_at_debug(tmp_path: Path) -> None:
     demo = RunningDemo(tmp_path, env=clean_env(IAM_ONBOARD_LOG_LEVEL="DEBUG"))
     try:

@@ -118,22 +118,49 @@ def test_no_obsolete_or_fuzzy_entries_linger():
     assert ko.num_plurals == 1  # Korean has one form; `make messages` keeps the header right
 
 
-@pytest.mark.parametrize("message", [m for m in korean() if m.id], ids=lambda m: ids(m)[0][:50])
-def test_translation_keeps_the_placeholders_and_reads_as_korean(message: Message):
+def translation_problems(message: Message) -> list[str]:
+    """What is wrong with one entry's Korean: placeholders lost or added, English left in."""
     source = " ".join(ids(message))
     names = sorted(set(BRACES.findall(source)))
     percents = sorted(set(PERCENT.findall(source)))
+    english = re.search(r"[a-z]{2,}", KEPT_WORDS.sub(" ", BRACES.sub(" ", source)))
+    problems = []
     for text in strings(message):
         if not text:
-            continue  # a missing translation fails the test above
-        assert sorted(set(BRACES.findall(text))) == names, text
+            continue  # a missing translation fails the test above it
+        if sorted(set(BRACES.findall(text))) != names:
+            problems.append(f"placeholders {names} not kept: {text!r}")
         # Jinja applies `%` to every translated text, so a stray % would break the page.
-        assert sorted(set(PERCENT.findall(text))) == percents, text
-        assert "%" not in PERCENT.sub("", text), text
-        text.format(**{name: "x" for name in names})  # .format() must accept it
-        words = KEPT_WORDS.sub(" ", BRACES.sub(" ", source))
-        if re.search(r"[a-z]{2,}", words):
-            assert HANGUL.search(text), f"not translated: {text!r}"
+        if sorted(set(PERCENT.findall(text))) != percents or "%" in PERCENT.sub("", text):
+            problems.append(f"% placeholders {percents} not kept: {text!r}")
+        try:
+            text.format(**{name: "x" for name in names})  # .format() must accept it
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.append(f".format() fails ({exc!r}): {text!r}")
+        if english and not HANGUL.search(text):
+            problems.append(f"not translated: {text!r}")
+    return problems
+
+
+def test_translations_keep_the_placeholders_and_read_as_korean():
+    """One test for the whole catalog, listing every entry at fault at once."""
+    entries = [m for m in korean() if m.id]
+    assert len(entries) > 100  # the catalog was read
+    problems = [p for message in entries for p in translation_problems(message)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_translation_check_finds_lost_placeholders_and_english():
+    def entry(source: str, korean_text: str) -> Message:
+        return Message(source, korean_text)
+
+    assert translation_problems(entry("Hello {name}", "안녕하세요 {name}")) == []
+    assert translation_problems(entry("Hello {name}", "안녕하세요"))  # {name} lost
+    assert translation_problems(entry("Hello {name}", "안녕하세요 {name} {extra}"))
+    assert translation_problems(entry("%(n)s users", "사용자"))  # %(n)s lost
+    assert translation_problems(entry("Done: 100%", "완료: 100%"))  # a stray %
+    assert translation_problems(entry("Hello there", "Hello there"))  # left in English
+    assert translation_problems(entry("{a} of {b}", "{a} / {b"))  # .format() would fail
 
 
 # -- templates ---------------------------------------------------------------------------------
