@@ -43,7 +43,8 @@ _CSP = (
 
 
 class SecurityHeaders:
-    """DESIGN §7's headers on every response, and one log line per request (no tokens).
+    """The security headers (docs/architecture.md, "Security rules") on every response, and
+    one log line per request (no tokens).
 
     Plain ASGI rather than BaseHTTPMiddleware: it adds nothing to a request but the headers.
     """

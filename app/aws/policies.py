@@ -26,7 +26,7 @@ POLICY_SIZE_LIMIT = 6144
 
 
 def mfa_policy_document() -> PolicyDocument:
-    """The MFA policy the portal installs on its group (DESIGN §6), as a fresh dict."""
+    """The MFA policy the portal installs on its group (docs/mfa-policy.md), as a fresh dict."""
     return mfa_policy()
 
 

@@ -1,4 +1,4 @@
-"""The known faults of an MFA-enforcing group policy (DESIGN §6), found in a live document.
+"""The known faults of an MFA-enforcing group policy (docs/mfa-policy.md), found in a live document.
 
 `doctor` reports each by its code; docs/mfa-policy.md explains every one.
 """
@@ -280,6 +280,6 @@ _CHECKS = (
 
 
 def find_faults(doc: Mapping[str, Any] | str) -> list[PolicyFault]:
-    """The known faults of an MFA-enforcing policy (DESIGN §6) found in `doc`, in fixed order."""
+    """The known faults of an MFA-enforcing policy (docs/mfa-policy.md) in `doc`, in order."""
     parsed = parse_policy(doc)
     return [fault for check in _CHECKS if (fault := check(parsed)) is not None]

@@ -1,4 +1,4 @@
-"""The dashboard statuses (DESIGN §2) and the rules that give each user one of them."""
+"""The dashboard statuses (docs/architecture.md, "Statuses") and the rules giving each user one."""
 
 from __future__ import annotations
 

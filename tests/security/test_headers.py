@@ -1,4 +1,5 @@
-"""The DESIGN §7 headers on every GET route (walked from the app's routes) and every error page.
+"""The security headers (docs/architecture.md, "Security rules") on every GET route (walked
+from the app's routes) and every error page.
 
 Each route is fetched as the persona who sees the real page (an admin for admin pages, the new
 hire for enrollment pages, an API token for the API, a stranger for the rest), with real values

@@ -1,4 +1,4 @@
-"""The shape of the code (DESIGN §3, docs/architecture.md "Layers"): services never import the
+"""The shape of the code (docs/architecture.md, "Layers"): services never import the
 web layer, no import cycle among the app's modules, no module past 450 lines, no private API of
 SQLAlchemy. Read from the source with `ast`, so a lazy import inside a function counts too."""
 

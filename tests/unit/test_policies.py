@@ -170,7 +170,7 @@ def test_portal_policy_keeps_the_seed_intent_with_its_faults_fixed() -> None:
     deny = statement(doc, DENY)
     assert deny["Effect"] == "Deny" and deny["Resource"] == "*"
     assert deny["Condition"] == {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}
-    # Without MFA: only what it takes to reach an MFA session (DESIGN §6).
+    # Without MFA: only what it takes to reach an MFA session (docs/mfa-policy.md).
     assert sorted(deny["NotAction"]) == [
         "iam:ChangePassword",
         "iam:GetAccountPasswordPolicy",
