@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = Field(default=5, gt=0)
     aws_read_timeout: float = Field(default=20, gt=0)
     aws_max_attempts: int = Field(default=3, ge=1, le=10)
+    # How long the portal waits for IAM to show what it has just created (a user, an MFA
+    # device, a login profile, a group membership): IAM is eventually consistent, and a call
+    # naming such an entity may answer NoSuchEntity until it has replicated
+    # (app/aws/propagation.py).
+    iam_propagation_seconds: float = Field(default=30, ge=0, le=300)
     log_level: str = "INFO"
     # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto are believed; none by
     # default: a client's address is then the one it connects from, for rate limits and audit.

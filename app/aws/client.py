@@ -33,13 +33,18 @@ def is_loopback(url: str | None) -> bool:
 
 
 def client_config(settings: Settings) -> Config:
-    # botocore's default is still "legacy" (5 attempts, no jitter cap); standard retries
-    # Throttling, 5xx and connection errors with capped exponential backoff.
+    # botocore's default is still "legacy" (5 attempts, no jitter cap). "adaptive" is "standard"
+    # (Throttling, 5xx and connection errors retried with capped, jittered exponential backoff)
+    # plus a client-side token bucket that learns the rate IAM allows from its Throttling
+    # answers and then holds every call of the client to it. IAM throttles per account,
+    # whoever calls, so the portal's bulk work (many API invitations at once, housekeeping,
+    # offboarding many users) slows down to the account's pace instead of failing. The pacing
+    # is per client: build_portal makes one pair, shared by every request thread.
     return Config(
         region_name=settings.aws_region,
         connect_timeout=settings.aws_connect_timeout,
         read_timeout=settings.aws_read_timeout,
-        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
+        retries={"mode": "adaptive", "total_max_attempts": settings.aws_max_attempts},
     )
 
 

@@ -27,6 +27,7 @@ from app.aws.ownership import (
     PROTECTED_TAG,
     is_portal_device,
 )
+from app.aws.propagation import Propagation
 from app.aws.timing import aws_time
 from app.i18n import _
 
@@ -76,14 +77,49 @@ class UserResources:
 class IamGateway:
     """Thin functions over an IAM client and an STS client; AWS errors become AwsError."""
 
-    def __init__(self, iam: Any, sts: Any, *, on_call: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        iam: Any,
+        sts: Any,
+        *,
+        on_call: Callable[[str], None] | None = None,
+        propagation: Propagation | None = None,
+        patient: bool = False,
+    ):
         self._iam = iam
         self._sts = sts
         self._on_call = on_call
+        self._propagation = propagation
+        self._patient = patient and propagation is not None
         self.last_request_id: str | None = None
+
+    def just_created(self) -> IamGateway:
+        """The same IAM, for calls naming an entity the portal itself has just created: a
+        NoSuchEntity answer is IAM not having replicated it yet (app/aws/propagation.py), so
+        the call is retried, jittered, within the propagation time. Never use it for entities
+        the portal did not create: there NoSuchEntity is the answer."""
+        return IamGateway(
+            self._iam,
+            self._sts,
+            on_call=self._on_call,
+            propagation=self._propagation,
+            patient=True,
+        )
+
+    def until_seen(self, seen: Callable[[], bool]) -> bool:
+        """Read until `seen()` shows the portal's own write (a list IAM has not updated yet),
+        within the propagation time; a gateway without one reads once."""
+        if self._propagation is None:
+            return seen()
+        return self._propagation.until(seen)
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        if self._patient and self._propagation is not None:
+            return self._propagation.retry(lambda: self._call_once(operation, **params))
+        return self._call_once(operation, **params)
+
+    def _call_once(self, operation: str, **params: Any) -> dict[str, Any]:
         client = self._sts if operation == "GetCallerIdentity" else self._iam
         if self._on_call:
             self._on_call(operation)

@@ -109,7 +109,12 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
     try:
         iam.create_user(inv.user_name, tags=tags)
     except EntityAlreadyExists:
-        existing = iam.user_tags(inv.user_name) if iam.user_exists(inv.user_name) else None
+        # IAM says the user exists; if an earlier attempt of this invitation made it a moment
+        # ago, reads may not show it yet: wait for them (the tags say whose it is).
+        try:
+            existing: dict[str, str] | None = iam.just_created().user_tags(inv.user_name)
+        except NoSuchEntity:
+            existing = None
         if existing is not None and existing.get(INVITATION_TAG) == inv.id:
             return  # a retry after a timeout, or a crash after CreateUser: it is ours
         _set_status(portal, inv.id, InvitationState.FAILED, "user name taken")
@@ -158,7 +163,8 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> str | None
 
     Returns the call's request id: the caller records the step with the token it issues.
     """
-    iam = portal.iam()
+    # The user was created a moment ago: IAM may answer NoSuchEntity until it has replicated.
+    iam = portal.iam().just_created()
     group = portal.settings.mfa_group
     try:
         iam.add_user_to_group(inv.user_name, group)

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.aws.client import make_clients
 from app.aws.iam import IamGateway
+from app.aws.propagation import Propagation
 from app.config import Settings
 from app.security.secretbox import SecretBox, secret_box
 from app.store.db import Database
@@ -34,11 +35,15 @@ class Portal:
     iam_clients: tuple[Any, Any]
     clock: Callable[[], datetime] = field(default=utcnow)
     on_iam_call: Callable[[str], None] | None = None
+    # How to wait for IAM to show the portal's own writes; None: the settings' time, the wall
+    # clock (tests inject a sleep and a clock of their own).
+    propagation: Propagation | None = None
 
     def iam(self) -> IamGateway:
         """A gateway over the shared (thread-safe) clients; cheap, one per use case."""
         iam, sts = self.iam_clients
-        return IamGateway(iam, sts, on_call=self.on_iam_call)
+        propagation = self.propagation or Propagation(self.settings.iam_propagation_seconds)
+        return IamGateway(iam, sts, on_call=self.on_iam_call, propagation=propagation)
 
     def secret_box(self, purpose: str) -> SecretBox:
         """Sealing secrets at rest for `purpose`, keyed from the app secret (and, during a

@@ -39,8 +39,7 @@ ENROLL_CALLS = [
     "GetCallerIdentity",  # landing: the account the person is invited to
     "ListAccountAliases",
     "CreateVirtualMFADevice",  # exchange
-    "EnableMFADevice",  # verify
-    "ListMFADevices",
+    "EnableMFADevice",  # verify (its answer is trusted: a list may not show it yet)
     "ListGroupsForUser",  # finish: extra groups, console password
     "AddUserToGroup",
     "GetAccountPasswordPolicy",

@@ -15,6 +15,7 @@ from app.i18n import _
 from app.services import audit
 from app.services.directory.records import aware
 from app.services.invitations import USER_NAME
+from app.services.own_writes import own_writes
 from app.services.portal import Portal
 from app.services.statuses import (
     MEANINGFUL_INVITATION,
@@ -81,7 +82,10 @@ def user_detail(portal: Portal, name: str) -> UserDetail:
                 .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
             ).first()
     iam = portal.iam()
-    user = iam.get_user(name)
+    # What the portal did to this user a moment ago may not show in IAM yet: its own records
+    # fill in, so the page never says "not enrolled" of someone who just enrolled.
+    writes = own_writes(portal, name)
+    user = (iam.just_created() if writes.user else iam).get_user(name)
     if user is None and latest is None:
         raise NotFound(_("There is no IAM user named {name} in this account.").format(name=name))
     groups: list[str] = []
@@ -92,9 +96,9 @@ def user_detail(portal: Portal, name: str) -> UserDetail:
     if user is not None:
         name = user["UserName"]  # IAM's spelling
         tags = iam.user_tags(name)
-        groups = iam.groups_for_user(name)
-        devices = iam.mfa_devices(name)
-        profile = iam.login_profile(name)
+        groups = writes.with_groups(iam.groups_for_user(name))
+        devices = writes.with_devices(iam.mfa_devices(name))
+        profile = iam.login_profile(name) or ({} if writes.login_profile else None)
         for key in iam.access_keys(name):
             keys.append(
                 AccessKeyFacts(

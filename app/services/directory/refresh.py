@@ -13,6 +13,7 @@ from app.errors import Conflict
 from app.i18n import _
 from app.services import audit, leases
 from app.services.directory.records import Snapshot, aware, portal_records
+from app.services.own_writes import add_to_listing
 from app.services.portal import SYSTEM_ACTOR, Actor, Portal
 from app.services.statuses import compute_status
 from app.store.models import DirectorySnapshot, DirectoryUser, new_id
@@ -67,6 +68,7 @@ def _refresh(portal: Portal, actor: Actor) -> Snapshot:
         for device in iam.virtual_mfa_devices("Assigned"):
             if device.user_name:
                 devices.setdefault(device.user_name, []).append(device.serial)
+        add_to_listing(portal, users, members, devices)  # IAM may not list them yet
     except AwsError as exc:
         audit.record(
             portal,

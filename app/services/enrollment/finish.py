@@ -21,6 +21,7 @@ from app.services.enrollment.account import account_info
 from app.services.enrollment.errors import EnrollmentExpired, FinishIncomplete, LinkUnusable
 from app.services.enrollment.state import enrollee, load, password_box, record, secret_binding
 from app.services.notifications import looks_like_email, send_enrolled_notice
+from app.services.own_writes import recent
 from app.services.portal import Actor, Portal
 from app.store.db import changed_rows
 from app.store.models import Enrollment, Invitation
@@ -87,6 +88,10 @@ def finish(
     if inv.status == InvitationState.REVOKED:
         raise LinkUnusable()
     iam = portal.iam()
+    # A user the portal created a moment ago may not be seen by IAM yet (NoSuchEntity): the
+    # writes naming it wait for it (app/aws/propagation.py); reads answer as IAM does.
+    made_user = not inv.existing_user and recent(portal, inv.created_at)
+    writer = iam.just_created() if made_user else iam
     user = enr.user_name
     step = "iam.add_user_to_group"
     try:
@@ -101,13 +106,14 @@ def finish(
             have = set(iam.groups_for_user(user))
         for group in wanted:
             if group not in have:
-                iam.add_user_to_group(user, group)
-                record(portal, actor, step, user, request_id=iam.last_request_id, detail=group)
+                writer.add_user_to_group(user, group)
+                record(portal, actor, step, user, request_id=writer.last_request_id, detail=group)
         step = "iam.create_login_profile"
         made_password = _ensure_login_profile(
-            portal, iam, enr, inv, actor, policy=reads.policy if reads is not None else None
-        )
-        password_request_id = iam.last_request_id
+            portal, iam, enr, inv, actor, writer=writer,
+            policy=reads.policy if reads is not None else None,
+        )  # fmt: skip
+        password_request_id = writer.last_request_id
     except AwsError as exc:
         record(
             portal, actor, step, user, outcome="failed", request_id=exc.request_id,
@@ -152,6 +158,7 @@ def _ensure_login_profile(
     inv: Invitation,
     actor: Actor,
     *,
+    writer: IamGateway,
     policy: Future[dict[str, Any] | None] | None = None,
 ) -> bool:
     """The console password: a temporary one, kept encrypted until the done page shows it.
@@ -194,7 +201,7 @@ def _ensure_login_profile(
         except NoSuchEntity:
             pass
     try:
-        iam.create_login_profile(user, password)
+        writer.create_login_profile(user, password)
     except EntityAlreadyExists:
         return False  # a concurrent run made it with the stored password
     return True

@@ -6,7 +6,8 @@ import re
 
 from sqlalchemy import delete, select, update
 
-from app.aws.errors import AwsError, InvalidAuthenticationCode
+from app.aws.errors import AwsError, EntityAlreadyExists, InvalidAuthenticationCode
+from app.aws.iam import IamGateway
 from app.i18n import _, ngettext
 from app.security.totp import CodeProblem, check_code_pair
 from app.services.enrollment.device import delete_device, device_assigned
@@ -27,6 +28,7 @@ from app.services.enrollment.state import (
     set_status,
     wait_while,
 )
+from app.services.own_writes import recent
 from app.services.portal import Actor, Portal
 from app.store.db import changed_rows
 from app.store.models import Enrollment, Invitation, WebSession
@@ -203,8 +205,11 @@ def _enable(
     iam = portal.iam()
     user, serial = enr.user_name, enr.device_serial
     assert serial is not None
+    # The device (and for a new hire, the user) was created a moment ago: IAM may not show it
+    # yet (app/aws/propagation.py). The codes are spent once sent, so wait rather than fail.
+    enabling = iam.just_created() if recent(portal, enr.device_created_at) else iam
     try:
-        iam.enable_mfa_device(user, serial, code1, code2)
+        enabling.enable_mfa_device(user, serial, code1, code2)
     except InvalidAuthenticationCode as exc:
         set_status(portal, enr.id, version, status=EnrollmentState.DEVICE_CREATED)
         message = _("AWS did not accept these codes. Wait for a new code, then try again.")
@@ -212,8 +217,9 @@ def _enable(
             portal, enr, actor, message, "AWS: InvalidAuthenticationCode", exc.request_id
         ) from exc
     except AwsError as exc:
-        # e.g. EntityAlreadyExists when a timed-out first attempt did go through: ask IAM.
-        if device_assigned(iam, user, serial) is not True:
+        # e.g. EntityAlreadyExists when a timed-out first attempt did go through: ask IAM,
+        # which may not list that binding yet (it says it exists: wait for the list to show it).
+        if not _bound_after_all(iam, user, serial, exc):
             set_status(portal, enr.id, version, status=EnrollmentState.DEVICE_CREATED)
             record(
                 portal, actor, "iam.enable_mfa_device", user, outcome="failed",
@@ -222,17 +228,9 @@ def _enable(
             raise CodeRejected(exc.message, field="_form") from exc
         request_id = exc.request_id
     else:
-        request_id = iam.last_request_id
-        if device_assigned(iam, user, serial) is False:
-            set_status(portal, enr.id, version, status=EnrollmentState.DEVICE_CREATED)
-            record(
-                portal, actor, "iam.enable_mfa_device", user, outcome="failed",
-                request_id=request_id, detail="ListMFADevices does not show the device",
-            )  # fmt: skip
-            raise CodeRejected(
-                _("AWS did not bind the device. Wait for a new code, then try again."),
-                field="_form",
-            )
+        # AWS said yes: the device is bound. A list read now might not show it yet (IAM is
+        # eventually consistent), so the answer is trusted, not checked against a list.
+        request_id = enabling.last_request_id
     # What AWS did is recorded with the status it brings, in one transaction: the record
     # stands even when the conditional update finds the row changed (and changes nothing).
     with portal.db.session() as session:
@@ -249,6 +247,15 @@ def _enable(
     if now_enr is None or now_inv is None:  # checked once the record has landed
         raise LinkUnusable()
     return now_enr, now_inv
+
+
+def _bound_after_all(iam: IamGateway, user: str, serial: str, exc: AwsError) -> bool:
+    """Whether IAM shows the device bound to the user after EnableMFADevice failed."""
+
+    def bound() -> bool:
+        return device_assigned(iam, user, serial) is True
+
+    return iam.until_seen(bound) if isinstance(exc, EntityAlreadyExists) else bound()
 
 
 def _after_other_request(portal: Portal, enrollment_id: str, actor: Actor) -> None:

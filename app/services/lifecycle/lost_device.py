@@ -18,6 +18,7 @@ from app.services.lifecycle.links import (
 )
 from app.services.lifecycle.ownership import require_managed
 from app.services.lifecycle.steps import delete_freed_devices, ensure_in_mfa_group, iam_step
+from app.services.own_writes import own_writes
 from app.services.portal import Actor, Portal
 
 
@@ -27,7 +28,11 @@ def reset_mfa(
     """Lost phone: MFA devices and console password removed, a new link sent to the email on
     record. `email`, when given, must be that email: a reset never changes where links go."""
     iam = portal.iam()
-    owner = require_managed(iam, user_name)
+    # What the portal did to this user a moment ago (an enrollment just done) may not show
+    # in IAM yet: its records say what to wait for (app/services/own_writes.py).
+    writes = own_writes(portal, user_name)
+    patient = iam.just_created()
+    owner = require_managed(patient if writes.user else iam, user_name)
     name = owner.user_name
     if not EMAIL.fullmatch(owner.email):
         raise ValidationError(
@@ -46,26 +51,32 @@ def reset_mfa(
             field="email",
         )
     retired = revoke_live(portal, user_name=name, actor=actor, why="replaced by reset-mfa")
-    step = partial(iam_step, portal, actor=actor, iam=iam, user=name)
-    for device in iam.mfa_devices(name):
+    step = partial(iam_step, portal, actor=actor, user=name)
+    just_bound = {d.serial for d in writes.devices}
+    for device in writes.with_devices(iam.mfa_devices(name)):
+        on = patient if device.serial in just_bound else iam
         step(
+            iam=on,
             action="iam.deactivate_mfa_device",
             detail=device.serial,
-            call=partial(iam.deactivate_mfa_device, name, device.serial),
+            call=partial(on.deactivate_mfa_device, name, device.serial),
         )
         # Only the portal's own devices are deleted; the others (keys, hardware tokens, a device
         # the person made themselves) are freed and stay for the account's admin.
         if device.portal:
             step(
+                iam=on,
                 action="iam.delete_virtual_mfa_device",
                 detail=device.serial,
-                call=partial(iam.delete_virtual_mfa_device, device.serial),
+                call=partial(on.delete_virtual_mfa_device, device.serial),
             )
     delete_freed_devices(portal, iam, name, actor)
+    on = patient if writes.login_profile else iam
     step(
+        iam=on,
         action="iam.delete_login_profile",
         detail="console password removed until MFA is set up again",
-        call=partial(iam.delete_login_profile, name),
+        call=partial(on.delete_login_profile, name),
     )
     ensure_in_mfa_group(portal, iam=iam, user=name, actor=actor)
     inv_id = new_existing_invitation(

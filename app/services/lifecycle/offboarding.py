@@ -19,6 +19,7 @@ from app.services import audit
 from app.services.lifecycle.links import revoke_live
 from app.services.lifecycle.ownership import require_managed
 from app.services.lifecycle.steps import delete_freed_devices, iam_step
+from app.services.own_writes import OwnWrites, own_writes
 from app.services.portal import Actor, Portal
 
 
@@ -87,6 +88,14 @@ def _steps(iam: IamGateway | None, name: str, res: UserResources) -> list[_Step]
     return steps
 
 
+def with_own_writes(res: UserResources, writes: OwnWrites) -> UserResources:
+    """IAM's list of what the user holds, with what the portal gave it a moment ago."""
+    res.login_profile = res.login_profile or writes.login_profile
+    res.mfa_devices = writes.with_devices(res.mfa_devices)
+    res.groups = writes.with_groups(res.groups)
+    return res
+
+
 def describe_resources(res: UserResources) -> list[str]:
     """One line per thing attached to the user, in the order offboarding removes them."""
     return list(dict.fromkeys(step.label for step in _steps(None, "", res)))
@@ -101,20 +110,25 @@ def offboard_plan(portal: Portal, *, user_name: str) -> UserResources:
 def offboard(portal: Portal, *, user_name: str, actor: Actor) -> OffboardReport:
     """Remove everything attached to the user in the order AWS requires, then the user."""
     iam = portal.iam()
-    name = require_managed(iam, user_name).user_name
+    # What the portal did to this user a moment ago (an invite, an enrollment) may not show in
+    # IAM yet: its records add it, and calls naming it wait for it (app/services/own_writes.py).
+    writes = own_writes(portal, user_name)
+    name = require_managed(iam.just_created() if writes.user else iam, user_name).user_name
     if iam.caller_identity()["arn"].endswith(f":user/{name}"):
         raise Conflict(_("{name} is the portal's own AWS identity.").format(name=name))
     revoke_live(portal, user_name=name, actor=actor, why="user offboarded")
     report = OffboardReport(user_name=name)
-    steps = _steps(iam, name, iam.user_resources(name))
+    held = with_own_writes(iam.user_resources(name), writes)  # reads: IAM's answer stands
+    doer = writes.gateway(iam)
+    steps = _steps(doer, name, held)
     user_label = _("IAM user {name}").format(name=name)
-    steps.append(_Step("delete_user", user_label, partial(iam.delete_user, name)))
+    steps.append(_Step("delete_user", user_label, partial(doer.delete_user, name)))
     for step in steps:
         try:
             iam_step(
                 portal,
                 actor=actor,
-                iam=iam,
+                iam=doer,
                 action=f"iam.{step.action}",
                 user=name,
                 detail=step.label,

@@ -25,6 +25,7 @@ from app.services.lifecycle.links import (
 from app.services.lifecycle.offboarding import describe_resources
 from app.services.lifecycle.ownership import require_managed
 from app.services.lifecycle.steps import iam_step
+from app.services.own_writes import own_writes
 from app.services.portal import Actor, Portal
 from app.services.statuses import state_label
 from app.store.models import Invitation
@@ -39,6 +40,9 @@ class RevokeResult:
 def _require_managed_if_present(portal: Portal, inv: Invitation) -> None:
     """A waiting link's user, when it exists in IAM, must be one the portal manages."""
     iam = portal.iam()
+    # A user the portal created a moment ago may not show in IAM yet: wait for it.
+    if own_writes(portal, inv.user_name).user:
+        iam = iam.just_created()
     if iam.user_exists(inv.user_name):
         require_managed(iam, inv.user_name)
 
@@ -96,27 +100,32 @@ def revoke(
             ).format(name=name)
         )
     iam = portal.iam()
+    # The user and its MFA group membership may be a moment old and not show in IAM yet.
+    writes = own_writes(portal, name)
+    look = writes.gateway(iam)
     if delete_user:
-        _check_never_enrolled(iam, inv)  # before anything changes: a refusal changes nothing
+        # Before anything changes: a refusal changes nothing.
+        _check_never_enrolled(iam, look, inv)
     revoke_live(portal, user_name=name, actor=actor, why="revoked by an admin")
     detail = "deleting the never-enrolled user" if delete_user else None
     audit.record(portal, actor=actor, action="revoke", target_user=name, detail=detail)
     if not delete_user:
         return RevokeResult(user_name=name, user_deleted=False)
-    step = partial(iam_step, portal, actor=actor, iam=iam, user=name)
-    for group in iam.groups_for_user(name) if iam.user_exists(name) else []:
+    step = partial(iam_step, portal, actor=actor, iam=look, user=name)
+    for group in writes.with_groups(iam.groups_for_user(name)) if look.user_exists(name) else []:
         step(
             action="iam.remove_user_from_group",
             detail=group,
-            call=partial(iam.remove_user_from_group, name, group),
+            call=partial(look.remove_user_from_group, name, group),
         )
     deleted = step(
-        action="iam.delete_user", detail="never enrolled", call=partial(iam.delete_user, name)
+        action="iam.delete_user", detail="never enrolled", call=partial(look.delete_user, name)
     )
     return RevokeResult(user_name=name, user_deleted=deleted)
 
 
-def _check_never_enrolled(iam: IamGateway, inv: Invitation) -> None:
+def _check_never_enrolled(iam: IamGateway, look: IamGateway, inv: Invitation) -> None:
+    """`look` reads the user itself (waiting for it when the portal just created it)."""
     name = inv.user_name
     keep = _(" Revoke without deleting, or offboard the user.")
     if inv.existing_user:
@@ -126,9 +135,9 @@ def _check_never_enrolled(iam: IamGateway, inv: Invitation) -> None:
             )
             + keep
         )
-    if not iam.user_exists(name):
+    if not look.user_exists(name):
         return  # already gone; revoking is all that is left to do
-    if iam.user_tags(name).get(INVITATION_TAG) != inv.id:
+    if look.user_tags(name).get(INVITATION_TAG) != inv.id:
         raise Conflict(
             _("The IAM user {name} was not created by this invitation.").format(name=name) + keep
         )

@@ -1,0 +1,141 @@
+"""What the portal itself wrote to IAM a moment ago, read from its own records.
+
+IAM is eventually consistent (app/aws/propagation.py): for a while after the portal creates a
+user, binds a device, makes a login profile or adds a group membership, IAM may answer
+NoSuchEntity or leave it out of a list. Within the propagation time the portal trusts its own
+records of what it did (an enrollment done a second ago is enrolled, whatever a list says) and
+waits for IAM on calls naming those entities; for anything it did not write, IAM's answer
+stands. docs/architecture.md, "IAM as it really behaves".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from app.aws.iam import IamGateway, MfaDevice
+from app.services.portal import Portal
+from app.store.models import Enrollment, Invitation
+from app.store.states import EnrollmentState, InvitationState
+
+
+@dataclass
+class OwnWrites:
+    """The portal's writes to one IAM user within the propagation time."""
+
+    user_name: str
+    user: bool = False  # CreateUser, with AddUserToGroup of the MFA group
+    groups: list[str] = field(default_factory=list)  # AddUserToGroup
+    devices: list[MfaDevice] = field(default_factory=list)  # EnableMFADevice
+    login_profile: bool = False  # CreateLoginProfile (or a kept one checked)
+
+    @property
+    def any(self) -> bool:
+        return self.user or bool(self.groups) or bool(self.devices) or self.login_profile
+
+    def gateway(self, iam: IamGateway) -> IamGateway:
+        """`iam` waiting for the portal's own writes to show, when there are any."""
+        return iam.just_created() if self.any else iam
+
+    def with_devices(self, listed: list[MfaDevice]) -> list[MfaDevice]:
+        """IAM's list of the user's devices, with the ones the portal just bound."""
+        seen = {d.serial for d in listed}
+        return [*listed, *(d for d in self.devices if d.serial not in seen)]
+
+    def with_groups(self, listed: list[str]) -> list[str]:
+        seen = {g.lower() for g in listed}
+        return [*listed, *(g for g in self.groups if g.lower() not in seen)]
+
+
+def cutoff(portal: Portal) -> datetime:
+    return portal.clock() - timedelta(seconds=portal.settings.iam_propagation_seconds)
+
+
+def recent(portal: Portal, when: datetime | None) -> bool:
+    """Whether a write the portal made at `when` may still be unseen by IAM's readers."""
+    return when is not None and when >= cutoff(portal)
+
+
+def own_writes(portal: Portal, user_name: str) -> OwnWrites:
+    """The portal's recent writes to this user (IAM user names ignore case)."""
+    found = recent_own_writes(portal, user_name=user_name)
+    return found.get(user_name.lower(), OwnWrites(user_name))
+
+
+def recent_own_writes(portal: Portal, *, user_name: str | None = None) -> dict[str, OwnWrites]:
+    """Every user the portal wrote to within the propagation time, by lower-cased name."""
+    since = cutoff(portal)
+    with portal.db.session() as session:
+        query = (
+            select(Invitation)
+            .where(or_(Invitation.created_at >= since, Invitation.used_at >= since))
+            .where(Invitation.status.notin_((InvitationState.FAILED, InvitationState.REVOKED)))
+        )
+        if user_name is not None:
+            query = query.where(Invitation.user_name_key == user_name.lower())
+        invitations = list(session.scalars(query))
+        enrollments = list(
+            session.scalars(
+                select(Enrollment)
+                .where(Enrollment.invitation_id.in_([i.id for i in invitations]))
+                .where(Enrollment.enabled_at >= since)
+                .where(Enrollment.status.in_((EnrollmentState.ENABLED, EnrollmentState.DONE)))
+            )
+        )
+    return _collect(portal, invitations, enrollments, since)
+
+
+def _collect(
+    portal: Portal,
+    invitations: Iterable[Invitation],
+    enrollments: Iterable[Enrollment],
+    since: datetime,
+) -> dict[str, OwnWrites]:
+    by_name: dict[str, OwnWrites] = {}
+    by_invitation: dict[str, OwnWrites] = {}
+    mfa_group = portal.settings.mfa_group
+    for inv in invitations:
+        writes = by_name.setdefault(inv.user_name_key, OwnWrites(inv.user_name))
+        by_invitation[inv.id] = writes
+        if not inv.existing_user and inv.created_at >= since:
+            writes.user = True
+            writes.groups = writes.with_groups([mfa_group])
+        if inv.status == InvitationState.USED and inv.used_at and inv.used_at >= since:
+            writes.login_profile = True
+            enforced = [mfa_group] if inv.enforce_at is not None else []
+            writes.groups = writes.with_groups([*enforced, *inv.extra_groups])
+    for enr in enrollments:
+        writes = by_invitation[enr.invitation_id]
+        if enr.device_serial:
+            bound = MfaDevice(enr.device_serial, writes.user_name, enr.enabled_at, virtual=True)
+            writes.devices = writes.with_devices([bound])
+    return by_name
+
+
+def add_to_listing(
+    portal: Portal,
+    users: list[dict[str, Any]],
+    members: set[str],
+    devices: dict[str, list[str]],
+) -> None:
+    """Add to a whole-account read (ListUsers, the MFA group's members, the assigned devices)
+    what the portal wrote a moment ago and those lists may not show yet."""
+    listed = {str(u["UserName"]).lower(): str(u["UserName"]) for u in users}
+    mfa_group = portal.settings.mfa_group.lower()
+    for key, writes in recent_own_writes(portal).items():
+        if key not in listed:
+            if not writes.user:
+                continue  # not listed and not just created: IAM's answer (gone) stands
+            users.append({"UserName": writes.user_name})
+            listed[key] = writes.user_name
+        name = listed[key]
+        if any(g.lower() == mfa_group for g in writes.groups):
+            members.add(name)
+        serials = devices.setdefault(name, [])
+        serials += [d.serial for d in writes.devices if d.serial not in serials]
+        if not serials:
+            del devices[name]
