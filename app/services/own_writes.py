@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app.aws.iam import IamGateway, MfaDevice
 from app.services.portal import Portal
-from app.store.models import Enrollment, Invitation
+from app.store.models import AuditEvent, Enrollment, Invitation
 from app.store.states import EnrollmentState, InvitationState
 
 
@@ -32,6 +32,8 @@ class OwnWrites:
     groups: list[str] = field(default_factory=list)  # AddUserToGroup
     devices: list[MfaDevice] = field(default_factory=list)  # EnableMFADevice
     login_profile: bool = False  # CreateLoginProfile (or a kept one checked)
+    deleted: bool = False  # DeleteUser, after any of the above
+    last_at: datetime = datetime.min.replace(tzinfo=UTC)  # the latest of the writes above
 
     @property
     def any(self) -> bool:
@@ -86,7 +88,26 @@ def recent_own_writes(portal: Portal, *, user_name: str | None = None) -> dict[s
                 .where(Enrollment.status.in_((EnrollmentState.ENABLED, EnrollmentState.DONE)))
             )
         )
-    return _collect(portal, invitations, enrollments, since)
+        # Users the portal deleted since (offboard, revoke, a rolled-back invite): what it
+        # wrote to them before is gone with them.
+        deleted = select(AuditEvent.target_user, AuditEvent.at).where(
+            AuditEvent.action == "iam.delete_user",
+            AuditEvent.outcome == "ok",
+            AuditEvent.at >= since,
+        )
+        if user_name is not None:
+            deleted = deleted.where(func.lower(AuditEvent.target_user) == user_name.lower())
+        gone: dict[str, datetime] = {}
+        for target, at in session.execute(deleted).all():
+            key = str(target or "").lower()
+            gone[key] = max(at, gone.get(key, at))
+    found = _collect(portal, invitations, enrollments, since)
+    for key, writes in list(found.items()):
+        if key in gone and gone[key] >= writes.last_at:
+            found[key] = OwnWrites(writes.user_name, deleted=True)
+    for key in gone:
+        found.setdefault(key, OwnWrites(key, deleted=True))
+    return found
 
 
 def _collect(
@@ -101,6 +122,7 @@ def _collect(
     for inv in invitations:
         writes = by_name.setdefault(inv.user_name_key, OwnWrites(inv.user_name))
         by_invitation[inv.id] = writes
+        writes.last_at = max(writes.last_at, inv.created_at, inv.used_at or inv.created_at)
         if not inv.existing_user and inv.created_at >= since:
             writes.user = True
             writes.groups = writes.with_groups([mfa_group])
@@ -127,6 +149,12 @@ def add_to_listing(
     listed = {str(u["UserName"]).lower(): str(u["UserName"]) for u in users}
     mfa_group = portal.settings.mfa_group.lower()
     for key, writes in recent_own_writes(portal).items():
+        if writes.deleted:  # IAM may still list a user deleted a moment ago
+            users[:] = [u for u in users if str(u["UserName"]).lower() != key]
+            members.difference_update({m for m in members if m.lower() == key})
+            for name in [n for n in devices if n.lower() == key]:
+                del devices[name]
+            continue
         if key not in listed:
             if not writes.user:
                 continue  # not listed and not just created: IAM's answer (gone) stands
