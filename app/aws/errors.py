@@ -30,11 +30,15 @@ class AwsError(PortalError):
         action: str = "",
         aws_code: str = "",
         request_id: str | None = None,
+        retried: bool = False,
     ):
         super().__init__(message)
         self.action = action
         self.aws_code = aws_code
         self.request_id = request_id
+        # botocore sent the call more than once (an earlier attempt's answer was lost or
+        # refused): this answer is to the last attempt.
+        self.retried = retried
 
 
 class AccessDenied(AwsError):
@@ -179,6 +183,7 @@ def translate(exc: Exception, action: str) -> AwsError:
         aws_code = str(error.get("Code", ""))
         aws_message = str(error.get("Message", "")).strip() or aws_code
         request_id = exc.response.get("ResponseMetadata", {}).get("RequestId")
+        retried = bool(exc.response.get("ResponseMetadata", {}).get("RetryAttempts"))
         kind = _BY_CODE.get(aws_code, AwsError)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if kind is AwsError and isinstance(status, int) and status >= 500:
@@ -188,6 +193,7 @@ def translate(exc: Exception, action: str) -> AwsError:
             action=action,
             aws_code=aws_code,
             request_id=request_id,
+            retried=retried,
         )
     if isinstance(exc, NoCredentialsError):
         return AwsCredentialsMissing(

@@ -34,6 +34,7 @@ from app.i18n import _
 # The names IAM can hold (its UserName pattern and length); no user has any other name.
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 ReportRow = dict[str, str]  # a credential report line: column name -> value
+_REMOVALS = ("Delete", "Remove", "Deactivate", "Detach")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,13 @@ class IamGateway:
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         if self._patient and self._propagation is not None:
-            return self._propagation.retry(lambda: self._call_once(operation, **params))
+            # A removal answering NoSuchEntity to botocore's retry (the first attempt's answer
+            # was lost) most likely removed the thing itself: that is not waited out.
+            removal = operation.startswith(_REMOVALS)
+            return self._propagation.retry(
+                lambda: self._call_once(operation, **params),
+                final=lambda exc: removal and exc.retried,
+            )
         return self._call_once(operation, **params)
 
     def _call_once(self, operation: str, **params: Any) -> dict[str, Any]:

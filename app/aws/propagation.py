@@ -47,15 +47,18 @@ class Propagation:
     def pauses(self) -> _Pauses:
         return _Pauses(self)
 
-    def retry(self, call: Callable[[], T]) -> T:
+    def retry(
+        self, call: Callable[[], T], *, final: Callable[[NoSuchEntity], bool] | None = None
+    ) -> T:
         """`call()`, again after a jittered pause while it answers NoSuchEntity, until the
-        propagation time is spent; then the last NoSuchEntity is raised."""
+        propagation time is spent; then the last NoSuchEntity is raised. `final(error)` true:
+        that NoSuchEntity is the answer, raised at once."""
         pauses = self.pauses()
         while True:
             try:
                 return call()
-            except NoSuchEntity:
-                if not pauses.wait():
+            except NoSuchEntity as exc:
+                if (final is not None and final(exc)) or not pauses.wait():
                     raise
 
     def until(self, seen: Callable[[], bool]) -> bool:

@@ -53,6 +53,12 @@ class OwnWrites:
         return [*listed, *(g for g in self.groups if g.lower() not in seen)]
 
 
+def user_reader(portal: Portal, iam: IamGateway, user_name: str) -> IamGateway:
+    """`iam` for calls naming the user itself: waiting for it when the portal has just created
+    it, IAM's answer as it is otherwise."""
+    return iam.just_created() if own_writes(portal, user_name).user else iam
+
+
 def cutoff(portal: Portal) -> datetime:
     return portal.clock() - timedelta(seconds=portal.settings.iam_propagation_seconds)
 

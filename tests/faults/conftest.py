@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from app.aws.client import client_config
 from app.aws.policies import mfa_policy_document, render_policy
@@ -137,7 +138,14 @@ def fault_portal(
         aws_read_timeout=read_timeout,
         aws_max_attempts=3,
     )
-    config = client_config(settings)  # the portal's own timeouts and retry mode
+    # The portal's own timeouts and retries, but botocore's "standard" mode rather than the
+    # portal's "adaptive": the proxy throttles by pattern (every third call, or every call),
+    # which adaptive's client-side limiter reads as an account over its rate and answers by
+    # slowing every call to 0.5 a second. Pacing against a rate is tested on the sandbox's
+    # account-wide bucket (test_realistic_iam.py); here the retries themselves are.
+    config = client_config(settings).merge(
+        Config(retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts})
+    )
     clients = tuple(
         boto_session.client(name, endpoint_url=proxy.url, config=config) for name in ("iam", "sts")
     )

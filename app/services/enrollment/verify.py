@@ -109,7 +109,9 @@ def _count_failed_try(
     if lock:
         record(portal, actor, "enroll.locked", enr.user_name, outcome="failed")
         if enr.device_serial:
-            delete_device(portal, portal.iam(), enr.device_serial, enr.user_name, actor)
+            iam = portal.iam()  # a device made a moment ago may not be seen yet: wait for it
+            on = iam.just_created() if recent(portal, enr.device_created_at) else iam
+            delete_device(portal, on, enr.device_serial, enr.user_name, actor)
     return max(0, MAX_FAILED_TRIES - failed)
 
 

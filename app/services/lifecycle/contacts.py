@@ -16,6 +16,7 @@ from app.i18n import _
 from app.services import audit
 from app.services.invitations import EMAIL, LIVE_STATES
 from app.services.lifecycle.ownership import require_managed
+from app.services.own_writes import user_reader
 from app.services.portal import Actor, Portal
 from app.store.models import Invitation
 
@@ -26,7 +27,7 @@ def change_email(portal: Portal, *, user_name: str, email: str, actor: Actor) ->
     email = email.strip()
     if len(email) > 320 or not EMAIL.fullmatch(email):
         raise ValidationError(_("Enter an email address like name@example.com."), field="email")
-    iam = portal.iam()
+    iam = user_reader(portal, portal.iam(), user_name)  # the user may be a moment old
     owner = require_managed(iam, user_name)
     name = owner.user_name
     detail = f"{owner.email or '-'} -> {email}"

@@ -16,6 +16,7 @@ from app.security.tokens import hash_token, new_token
 from app.services.invitations import LIVE_STATES
 from app.services.lifecycle.steps import delete_unassigned_device
 from app.services.outbox import enqueue_mail
+from app.services.own_writes import recent
 from app.services.portal import Actor, Portal
 from app.store.models import Enrollment, Invitation, WebSession
 from app.store.states import EnrollmentState, InvitationState
@@ -86,11 +87,13 @@ def abandon_enrollments(portal: Portal, *, invitation_ids: list[str], actor: Act
         if rows:
             ended = [r.id for r in rows]
             s.execute(delete(WebSession).where(WebSession.enrollment_id.in_(ended)))
-    devices = [(r.user_name, r.device_serial) for r in rows if r.device_serial]
+    devices = [(r.user_name, r.device_serial, r.device_created_at) for r in rows if r.device_serial]
     if devices:
         iam = portal.iam()
-        for user, serial in devices:
-            delete_unassigned_device(portal, iam=iam, serial=serial, user_name=user, actor=actor)
+        for user, serial, made_at in devices:
+            # A device made a moment ago may not be seen yet: wait, or it would stay behind.
+            on = iam.just_created() if recent(portal, made_at) else iam
+            delete_unassigned_device(portal, iam=on, serial=serial, user_name=user, actor=actor)
     return len(rows)
 
 

@@ -14,8 +14,9 @@ from app.services.directory import UserDetail
 from app.services.invitations import LIVE_STATES
 from app.services.lifecycle.adoption import access_key_warnings
 from app.services.lifecycle.links import KeyInUse
-from app.services.lifecycle.offboarding import describe_resources
+from app.services.lifecycle.offboarding import describe_resources, with_own_writes
 from app.services.lifecycle.ownership import beyond_portal_grants, ownership, require_managed
+from app.services.own_writes import own_writes, user_reader
 from app.services.portal import Portal
 from app.store.models import Invitation
 from app.store.states import InvitationState
@@ -129,13 +130,14 @@ class ResetPlan:
 def reset_plan(portal: Portal, *, user_name: str) -> ResetPlan:
     """What a lost-device reset removes, and where the new link would go."""
     iam = portal.iam()
-    owner = require_managed(iam, user_name)
+    writes = own_writes(portal, user_name)  # IAM may not show them yet
+    owner = require_managed(user_reader(portal, iam, user_name), user_name)
     name = owner.user_name
     return ResetPlan(
         user_name=name,
         email=owner.email,
-        mfa_devices=iam.mfa_devices(name),
-        has_login_profile=iam.login_profile(name) is not None,
+        mfa_devices=writes.with_devices(iam.mfa_devices(name)),
+        has_login_profile=writes.login_profile or iam.login_profile(name) is not None,
     )
 
 
@@ -148,8 +150,9 @@ class OffboardPreview:
 def offboard_preview(portal: Portal, *, user_name: str) -> OffboardPreview:
     """The dry run: every thing attached to the user, as offboarding would remove it."""
     iam = portal.iam()
-    name = require_managed(iam, user_name).user_name
-    return OffboardPreview(user_name=name, items=describe_resources(iam.user_resources(name)))
+    name = require_managed(user_reader(portal, iam, user_name), user_name).user_name
+    held = with_own_writes(iam.user_resources(name), own_writes(portal, name))
+    return OffboardPreview(user_name=name, items=describe_resources(held))
 
 
 def check_typed_name(*, expected: str, typed: str) -> None:
