@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -33,7 +33,6 @@ class OwnWrites:
     devices: list[MfaDevice] = field(default_factory=list)  # EnableMFADevice
     login_profile: bool = False  # CreateLoginProfile (or a kept one checked)
     deleted: bool = False  # DeleteUser, after any of the above
-    last_at: datetime = datetime.min.replace(tzinfo=UTC)  # the latest of the writes above
 
     @property
     def any(self) -> bool:
@@ -74,6 +73,25 @@ def own_writes(portal: Portal, user_name: str) -> OwnWrites:
     return found.get(user_name.lower(), OwnWrites(user_name))
 
 
+# What the portal does to undo its writes: after one of these (answered or not), the portal no
+# longer knows better than IAM whether the entity is there.
+_REMOVALS = (
+    "iam.delete_user",
+    "iam.deactivate_mfa_device",
+    "iam.delete_virtual_mfa_device",
+    "iam.delete_login_profile",
+    "iam.remove_user_from_group",
+)
+
+
+@dataclass(frozen=True)
+class _Removal:
+    action: str
+    at: datetime
+    ok: bool
+    detail: str
+
+
 def recent_own_writes(portal: Portal, *, user_name: str | None = None) -> dict[str, OwnWrites]:
     """Every user the portal wrote to within the propagation time, by lower-cased name."""
     since = cutoff(portal)
@@ -94,25 +112,18 @@ def recent_own_writes(portal: Portal, *, user_name: str | None = None) -> dict[s
                 .where(Enrollment.status.in_((EnrollmentState.ENABLED, EnrollmentState.DONE)))
             )
         )
-        # Users the portal deleted since (offboard, revoke, a rolled-back invite): what it
-        # wrote to them before is gone with them.
-        deleted = select(AuditEvent.target_user, AuditEvent.at).where(
-            AuditEvent.action == "iam.delete_user",
-            AuditEvent.outcome == "ok",
-            AuditEvent.at >= since,
-        )
+        # What the portal removed since (offboard, reset, revoke, a rolled-back invite).
+        undone = select(AuditEvent).where(AuditEvent.action.in_(_REMOVALS), AuditEvent.at >= since)
         if user_name is not None:
-            deleted = deleted.where(func.lower(AuditEvent.target_user) == user_name.lower())
-        gone: dict[str, datetime] = {}
-        for target, at in session.execute(deleted).all():
-            key = str(target or "").lower()
-            gone[key] = max(at, gone.get(key, at))
-    found = _collect(portal, invitations, enrollments, since)
-    for key, writes in list(found.items()):
-        if key in gone and gone[key] >= writes.last_at:
-            found[key] = OwnWrites(writes.user_name, deleted=True)
-    for key in gone:
-        found.setdefault(key, OwnWrites(key, deleted=True))
+            undone = undone.where(func.lower(AuditEvent.target_user) == user_name.lower())
+        removals: dict[str, list[_Removal]] = {}
+        for event in session.scalars(undone):
+            removal = _Removal(event.action, event.at, event.outcome == "ok", event.detail or "")
+            removals.setdefault(str(event.target_user or "").lower(), []).append(removal)
+    found = _collect(portal, invitations, enrollments, since, removals)
+    for key, events in removals.items():
+        if key not in found and any(r.action == "iam.delete_user" and r.ok for r in events):
+            found[key] = OwnWrites(key, deleted=True)
     return found
 
 
@@ -121,26 +132,56 @@ def _collect(
     invitations: Iterable[Invitation],
     enrollments: Iterable[Enrollment],
     since: datetime,
+    removals: dict[str, list[_Removal]],
 ) -> dict[str, OwnWrites]:
+    """The writes, each kept only while no removal of that entity came after it."""
     by_name: dict[str, OwnWrites] = {}
-    by_invitation: dict[str, OwnWrites] = {}
+    by_invitation: dict[str, Invitation] = {}
     mfa_group = portal.settings.mfa_group
+
+    def undone(key: str, after: datetime, *actions: str, serial: str = "") -> bool:
+        return any(
+            r.action in actions and r.at >= after and serial in r.detail
+            for r in removals.get(key, [])
+        )
+
     for inv in invitations:
-        writes = by_name.setdefault(inv.user_name_key, OwnWrites(inv.user_name))
-        by_invitation[inv.id] = writes
-        writes.last_at = max(writes.last_at, inv.created_at, inv.used_at or inv.created_at)
+        key = inv.user_name_key
+        writes = by_name.setdefault(key, OwnWrites(inv.user_name))
+        by_invitation[inv.id] = inv
+        if undone(key, inv.created_at, "iam.delete_user"):
+            deleted = [r for r in removals[key] if r.action == "iam.delete_user" and r.ok]
+            writes.deleted = writes.deleted or bool(deleted)
+            continue  # the user itself was (or may have been) deleted after this invitation
+        groups_undone = undone(key, inv.created_at, "iam.remove_user_from_group")
         if not inv.existing_user and inv.created_at >= since:
             writes.user = True
-            writes.groups = writes.with_groups([mfa_group])
-        if inv.status == InvitationState.USED and inv.used_at and inv.used_at >= since:
-            writes.login_profile = True
-            enforced = [mfa_group] if inv.enforce_at is not None else []
-            writes.groups = writes.with_groups([*enforced, *inv.extra_groups])
+            if not groups_undone:
+                writes.groups = writes.with_groups([mfa_group])
+        used_at = inv.used_at
+        if inv.status == InvitationState.USED and used_at is not None and used_at >= since:
+            if not undone(key, used_at, "iam.delete_login_profile"):
+                writes.login_profile = True
+            if not undone(key, used_at, "iam.remove_user_from_group"):
+                enforced = [mfa_group] if inv.enforce_at is not None else []
+                writes.groups = writes.with_groups([*enforced, *inv.extra_groups])
     for enr in enrollments:
-        writes = by_invitation[enr.invitation_id]
-        if enr.device_serial:
-            bound = MfaDevice(enr.device_serial, writes.user_name, enr.enabled_at, virtual=True)
+        inv = by_invitation[enr.invitation_id]
+        key, serial, bound_at = inv.user_name_key, enr.device_serial, enr.enabled_at
+        if not serial or bound_at is None:
+            continue
+        removed = undone(
+            key, bound_at, "iam.delete_user", "iam.deactivate_mfa_device",
+            "iam.delete_virtual_mfa_device", serial=serial,
+        )  # fmt: skip
+        if not removed and not undone(key, bound_at, "iam.delete_user"):
+            writes = by_name[key]
+            bound = MfaDevice(serial, writes.user_name, bound_at, virtual=True)
             writes.devices = writes.with_devices([bound])
+    # A user deleted after all of it: lists may still show it for a moment.
+    for writes in by_name.values():
+        if writes.deleted and writes.any:
+            writes.deleted = False  # re-created since (a new invitation after the deletion)
     return by_name
 
 
