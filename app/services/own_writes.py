@@ -22,6 +22,8 @@ from app.services.portal import Portal
 from app.store.models import AuditEvent, Enrollment, Invitation
 from app.store.states import EnrollmentState, InvitationState
 
+_DEVICE_REMOVALS = ("iam.deactivate_mfa_device", "iam.delete_virtual_mfa_device")
+
 
 @dataclass
 class OwnWrites:
@@ -56,6 +58,24 @@ def user_reader(portal: Portal, iam: IamGateway, user_name: str) -> IamGateway:
     """`iam` for calls naming the user itself: waiting for it when the portal has just created
     it, IAM's answer as it is otherwise."""
     return iam.just_created() if own_writes(portal, user_name).user else iam
+
+
+def device_reader(
+    portal: Portal, iam: IamGateway, *, user_name: str, serial: str, made_at: datetime | None
+) -> IamGateway:
+    """`iam` for calls naming a device the portal made at `made_at`: waiting for it while IAM
+    may not show it yet, unless the portal has removed it since (then IAM's answer stands)."""
+    if made_at is None or not recent(portal, made_at):
+        return iam
+    with portal.db.session() as session:
+        removed = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action.in_(_DEVICE_REMOVALS), AuditEvent.at >= made_at)
+            .where(func.lower(AuditEvent.target_user) == user_name.lower())
+            .where(AuditEvent.detail.contains(serial, autoescape=True))
+        )
+    return iam if removed else iam.just_created()
 
 
 def cutoff(portal: Portal) -> datetime:

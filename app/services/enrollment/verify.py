@@ -28,7 +28,7 @@ from app.services.enrollment.state import (
     set_status,
     wait_while,
 )
-from app.services.own_writes import recent
+from app.services.own_writes import device_reader, recent
 from app.services.portal import Actor, Portal
 from app.store.db import changed_rows
 from app.store.models import Enrollment, Invitation, WebSession
@@ -109,8 +109,11 @@ def _count_failed_try(
     if lock:
         record(portal, actor, "enroll.locked", enr.user_name, outcome="failed")
         if enr.device_serial:
-            iam = portal.iam()  # a device made a moment ago may not be seen yet: wait for it
-            on = iam.just_created() if recent(portal, enr.device_created_at) else iam
+            # A device made a moment ago may not be seen yet: wait for it.
+            on = device_reader(
+                portal, portal.iam(), user_name=enr.user_name, serial=enr.device_serial,
+                made_at=enr.device_created_at,
+            )  # fmt: skip
             delete_device(portal, on, enr.device_serial, enr.user_name, actor)
     return max(0, MAX_FAILED_TRIES - failed)
 

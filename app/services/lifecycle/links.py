@@ -16,7 +16,7 @@ from app.security.tokens import hash_token, new_token
 from app.services.invitations import LIVE_STATES
 from app.services.lifecycle.steps import delete_unassigned_device
 from app.services.outbox import enqueue_mail
-from app.services.own_writes import recent
+from app.services.own_writes import device_reader
 from app.services.portal import Actor, Portal
 from app.store.models import Enrollment, Invitation, WebSession
 from app.store.states import EnrollmentState, InvitationState
@@ -92,7 +92,7 @@ def abandon_enrollments(portal: Portal, *, invitation_ids: list[str], actor: Act
         iam = portal.iam()
         for user, serial, made_at in devices:
             # A device made a moment ago may not be seen yet: wait, or it would stay behind.
-            on = iam.just_created() if recent(portal, made_at) else iam
+            on = device_reader(portal, iam, user_name=user, serial=serial, made_at=made_at)
             delete_unassigned_device(portal, iam=on, serial=serial, user_name=user, actor=actor)
     return len(rows)
 
