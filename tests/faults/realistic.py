@@ -29,6 +29,7 @@ from app.services.api_tokens import SCOPES, create_api_token
 from app.services.bootstrap import bootstrap
 from app.services.portal import CLI_ACTOR, Portal
 from tests.conftest import make_portal
+from tests.faultproxy import FaultProxy
 from tests.helpers import csrf_of, serve_in_thread, set_up_admin, sign_in_admin
 
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class World:
     window_clock: MovableClock
     token: str  # an API token with every scope
     iam: Any = field(default=None)  # boto3 IAM straight on the sandbox
+    proxy: FaultProxy | None = None  # between the portal and the sandbox, when asked for
 
     @property
     def headers(self) -> dict[str, str]:
@@ -89,15 +91,18 @@ class World:
 
 
 @contextmanager
-def realistic_world(tmp_path: Path, **realism: Any) -> Iterator[World]:
-    """A bootstrapped portal served on loopback, on a sandbox of its own with `realism`."""
+def realistic_world(tmp_path: Path, *, proxy: bool = False, **realism: Any) -> Iterator[World]:
+    """A bootstrapped portal served on loopback, on a sandbox of its own with `realism`
+    (behind a FaultProxy when `proxy`)."""
     window_clock = MovableClock()
     box = start_sandbox(realism=RealismSettings(clock=window_clock, **realism))
+    between = FaultProxy(box.url) if proxy else None
     try:
         box.reset()
         portal = make_portal(
             box,
             f"sqlite:///{tmp_path}/portal.db",
+            endpoint=between.url if between else None,
             assignable_groups=["Developers"],
             # Every new hire here comes from 127.0.0.1: one office behind one address.
             enroll_rate_limit_per_minute=1000,
@@ -112,11 +117,13 @@ def realistic_world(tmp_path: Path, **realism: Any) -> Iterator[World]:
         )  # fmt: skip
         try:
             with serve_in_thread(portal) as url:
-                yield World(portal, box, url, window_clock, token, iam)
+                yield World(portal, box, url, window_clock, token, iam, between)
         finally:
             portal.db.dispose()
     finally:
         box.set_clock(None)  # the TOTP clock is the process's: leave it as it was found
+        if between is not None:
+            between.stop()
         box.stop()
 
 

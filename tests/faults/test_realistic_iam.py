@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from app.store.models import Invitation
+from tests.faultproxy import DROP_AFTER
 from tests.faults.realistic import (
     World,
     api_invite,
@@ -163,6 +164,20 @@ def test_twenty_people_invited_and_enrolled_under_a_3_second_window(world: World
         _assert_enrolled_in_iam(world, name)
     assert unassigned(world) == []
     assert _statuses(world) == {name: ["used"] for name in names}
+
+
+def test_an_invite_whose_answer_was_lost_is_not_failed_while_iam_hides_the_user(tmp_path: Path):
+    # CreateUser goes through, its answer is lost; botocore's retry hears EntityAlreadyExists,
+    # and the user's tags, which say whose it is, cannot be read until IAM shows the user.
+    with realistic_world(tmp_path, proxy=True, consistency_ms=WINDOW_MS) as world:
+        assert world.proxy is not None
+        world.proxy.inject(DROP_AFTER, action="CreateUser", times=1)
+        api_invite(world, "lostanswer")
+        assert world.proxy.injected
+        world.settle()
+        assert iam_users(world) == ["lostanswer"]
+        assert groups_of(world, "lostanswer") == ["MFA"]
+        assert _statuses(world) == {"lostanswer": ["pending"]}
 
 
 @pytest.mark.slow
