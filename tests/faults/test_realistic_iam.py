@@ -62,10 +62,10 @@ def _assert_enrolled_now(world: World, name: str) -> None:
     assert page["console_password"], page
 
 
-def _assert_enrolled_in_iam(world: World, name: str) -> None:
+def _assert_enrolled_in_iam(world: World, name: str, *extra_groups: str) -> None:
     assert len(devices_of(world, name)) == 1, name
     assert has_login_profile(world, name), name
-    assert groups_of(world, name) == ["MFA"], name
+    assert groups_of(world, name) == sorted(["MFA", *extra_groups]), name
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_every_journey_passes_under_a_3_second_consistency_window(world: World):
     admin = signed_in_admin(world)  # before the journeys: sign-in moves the TOTP clock
 
     def invited_on_the_api() -> None:
-        link = api_invite(world, "apiuser")
+        link = api_invite(world, "apiuser", groups=["Developers"])  # granted after MFA
         assert _user_page(world, "apiuser")["status"] == "invited"
         enroll(world, link)
         _assert_enrolled_now(world, "apiuser")
@@ -134,7 +134,7 @@ def test_every_journey_passes_under_a_3_second_consistency_window(world: World):
     world.settle()
     assert iam_users(world) == enrolled  # each once; the leavers gone
     for name in enrolled:
-        _assert_enrolled_in_iam(world, name)
+        _assert_enrolled_in_iam(world, name, *(["Developers"] if name == "apiuser" else []))
     assert mfa_members(world) == enrolled
     assert unassigned(world) == []  # no device left behind
     assert _statuses(world) == {

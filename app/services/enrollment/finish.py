@@ -49,10 +49,10 @@ class FinishReads:
         wants_policy = enr.temp_password_encrypted is None and (
             not inv.existing_user or inv.replace_login_profile
         )
+        # Naming the user, which the portal may have created a moment ago: wait for it.
+        reader = portal.iam().just_created() if _made_user(portal, inv) else portal.iam()
         return cls(
-            groups=in_background(lambda: portal.iam().groups_for_user(user))
-            if wants_groups
-            else None,
+            groups=in_background(lambda: reader.groups_for_user(user)) if wants_groups else None,
             policy=in_background(lambda: portal.iam().password_policy()) if wants_policy else None,
         )
 
@@ -62,6 +62,11 @@ class FinishReads:
         reads: list[Future[Any] | None] = [self.groups, self.policy]
         pending = [f for f in reads if f is not None and not f.cancel()]
         wait(pending)
+
+
+def _made_user(portal: Portal, inv: Invitation) -> bool:
+    """The invitation created its user a moment ago: IAM may not show it yet."""
+    return not inv.existing_user and recent(portal, inv.created_at)
 
 
 # -- bind: groups, console password, invitation used -----------------------------------------
@@ -90,8 +95,7 @@ def finish(
     iam = portal.iam()
     # A user the portal created a moment ago may not be seen by IAM yet (NoSuchEntity): the
     # writes naming it wait for it (app/aws/propagation.py); reads answer as IAM does.
-    made_user = not inv.existing_user and recent(portal, inv.created_at)
-    writer = iam.just_created() if made_user else iam
+    writer = iam.just_created() if _made_user(portal, inv) else iam
     user = enr.user_name
     step = "iam.add_user_to_group"
     try:
@@ -103,7 +107,7 @@ def finish(
         elif reads is not None and reads.groups is not None:
             have = set(reads.groups.result())
         else:
-            have = set(iam.groups_for_user(user))
+            have = set(writer.groups_for_user(user))
         for group in wanted:
             if group not in have:
                 writer.add_user_to_group(user, group)
