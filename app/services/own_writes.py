@@ -176,8 +176,11 @@ def _collect(
         groups_undone = undone(key, inv.created_at, "iam.remove_user_from_group")
         if not inv.existing_user and inv.created_at >= since:
             writes.user = True
-            if not groups_undone:
-                writes.groups = writes.with_groups([mfa_group])
+        # An invite puts its user in the MFA group; so does a link to an existing user that
+        # enforces MFA now (app/services/lifecycle/adoption.py, finish_existing).
+        joined = not inv.existing_user or inv.enforce_at is None
+        if joined and inv.created_at >= since and not groups_undone:
+            writes.groups = writes.with_groups([mfa_group])
         used_at = inv.used_at
         if inv.status == InvitationState.USED and used_at is not None and used_at >= since:
             if not undone(key, used_at, "iam.delete_login_profile"):
