@@ -102,17 +102,22 @@ def _set_status(portal: Portal, invitation_id: str, status: str, error: str | No
             row.last_error = error
 
 
-def _create_user(portal: Portal, inv: Invitation, actor: Actor) -> None:
+def _create_user(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool) -> None:
     """CreateUser, tolerating a user that an earlier attempt of this same invitation made."""
     iam = portal.iam()
     tags = {MANAGED_TAG: "true", INVITATION_TAG: inv.id, EMAIL_TAG: inv.email}
     try:
         iam.create_user(inv.user_name, tags=tags)
-    except EntityAlreadyExists:
-        # IAM says the user exists; if an earlier attempt of this invitation made it a moment
-        # ago, reads may not show it yet: wait for them (the tags say whose it is).
+    except EntityAlreadyExists as exc:
+        # IAM says the user exists. If an earlier attempt of this invitation may have made it
+        # (botocore retried a call whose answer was lost, or the invite is being resumed), it
+        # may be a moment old and reads may not show it yet: wait for them (the tags say whose
+        # it is). Otherwise it is someone else's, and IAM's answer stands.
+        ours = exc.retried or resumed
         try:
-            existing: dict[str, str] | None = iam.just_created().user_tags(inv.user_name)
+            existing: dict[str, str] | None = (iam.just_created() if ours else iam).user_tags(
+                inv.user_name
+            )
         except NoSuchEntity:
             existing = None
         if existing is not None and existing.get(INVITATION_TAG) == inv.id:
@@ -246,11 +251,11 @@ def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> In
         inv = session.get(Invitation, invitation_id)
         if inv is None or inv.status != InvitationState.CREATING:
             raise Conflict(_("This invitation is not waiting to be created."))
-    return _finish(portal, inv, actor)
+    return _finish(portal, inv, actor, resumed=True)
 
 
-def _finish(portal: Portal, inv: Invitation, actor: Actor) -> InviteResult:
-    _create_user(portal, inv, actor)
+def _finish(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool) -> InviteResult:
+    _create_user(portal, inv, actor, resumed=resumed)
     joined = _join_mfa_group(portal, inv, actor)
     token, expires_at = _issue_token(portal, inv, actor, joined_request_id=joined)
     return InviteResult(
@@ -307,7 +312,7 @@ def invite_user(
     if live is not None:  # "creating": a half-done invite of the same name; finish that one
         audit.record(portal, actor=actor, action="invite.resume", target_user=live.user_name)
         return finish_invitation(portal, invitation_id=live.id, actor=actor)
-    return _finish(portal, made, actor)
+    return _finish(portal, made, actor, resumed=False)
 
 
 def list_invitations(portal: Portal) -> list[Invitation]:
