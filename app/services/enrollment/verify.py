@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import delete, select, update
 
+from app import metrics
 from app.aws.errors import AwsError, InvalidAuthenticationCode
 from app.i18n import _, ngettext
 from app.security.totp import CodeProblem, check_code_pair
@@ -28,9 +29,10 @@ from app.services.enrollment.state import (
     wait_while,
 )
 from app.services.portal import Actor, Portal
+from app.services.webhooks import notify, stamp
 from app.store.db import changed_rows
 from app.store.models import Enrollment, Invitation, WebSession
-from app.store.states import EnrollmentState
+from app.store.states import EnrollmentState, WebhookEvent
 
 _SPACES = re.compile(r"\s+")
 
@@ -104,8 +106,16 @@ def _count_failed_try(
         portal, actor, "enroll.verify", enr.user_name, outcome="failed",
         request_id=request_id, detail=f"{detail}; failed tries {failed}/{MAX_FAILED_TRIES}",
     )  # fmt: skip
+    metrics.enrollment("wrong_code")
     if lock:
         record(portal, actor, "enroll.locked", enr.user_name, outcome="failed")
+        metrics.enrollment("locked")
+        notify(
+            portal, WebhookEvent.LOCKED, key=f"{enr.invitation_id}:{stamp(now)}",
+            user=enr.user_name,
+            text=f"The MFA enrollment of {enr.user_name} locked after {failed} wrong codes; "
+            "an admin's new link is needed.",
+        )  # fmt: skip
         if enr.device_serial:
             delete_device(portal, portal.iam(), enr.device_serial, enr.user_name, actor)
     return max(0, MAX_FAILED_TRIES - failed)

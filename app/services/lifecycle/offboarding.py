@@ -20,6 +20,8 @@ from app.services.lifecycle.links import revoke_live
 from app.services.lifecycle.ownership import require_managed
 from app.services.lifecycle.steps import delete_freed_devices, iam_step
 from app.services.portal import Actor, Portal
+from app.services.webhooks import notify, stamp
+from app.store.states import WebhookEvent
 
 
 @dataclass
@@ -132,6 +134,11 @@ def offboard(portal: Portal, *, user_name: str, actor: Actor) -> OffboardReport:
         target_user=name,
         detail=f"{len(report.removed)} item(s) removed",
     )
+    notify(
+        portal, WebhookEvent.OFFBOARDED, key=f"{name}:{stamp(portal.clock())}", user=name,
+        text=f"{name} was offboarded by {actor.name}: the IAM user and "
+        f"{len(report.removed) - 1} item(s) attached to it were removed.",
+    )  # fmt: skip
     return report
 
 
