@@ -11,10 +11,16 @@ from collections.abc import Iterator
 import httpx
 import pyotp
 import pytest
+from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import metrics
+from app.aws.client import make_clients
+from app.config import load_settings
 from app.main import create_app
+from app.sandbox import start_sandbox
+from app.sandbox.realism import RealismSettings
 from app.services.bootstrap import bootstrap
 from app.services.enrollment import CodeRejected, EnrollmentLocked, verify_codes
 from app.services.housekeeping import run_housekeeping
@@ -42,8 +48,12 @@ def scrape(base: str, token: str = TOKEN) -> Samples:
     r = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain; version="), r.headers
+    return parsed(r.content)
+
+
+def parsed(text: bytes) -> Samples:
     samples: Samples = {}
-    for family in text_string_to_metric_families(r.text):
+    for family in text_string_to_metric_families(text.decode()):
         for s in family.samples:
             samples[(s.name, frozenset(s.labels.items()))] = s.value
     return samples
@@ -135,3 +145,24 @@ def test_metrics_answer_only_the_right_bearer_token(metered: Portal, headers: di
         assert client.get(f"/metrics?token={TOKEN}").status_code == 401  # never from the URL
         ok = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200 and "iam_onboard_iam_calls_total" in ok.text
+
+
+def test_throttling_is_counted_per_attempt_and_the_call_by_its_final_error(sqlite_url: str):
+    # An account allowed one IAM call at once and none after (the sandbox's clock stands still).
+    box = start_sandbox(realism=RealismSettings(rate=1, burst=1, clock=lambda: 500.0))
+    try:
+        box.reset()
+        settings = load_settings(database_url=sqlite_url, aws_max_attempts=2)
+        iam, _sts = make_clients(settings, endpoint=box.url)
+        before = parsed(metrics.render()[0])
+        iam.list_users()
+        with pytest.raises(ClientError, match="Throttling"):
+            iam.list_users()  # refused twice: the first try and botocore's one retry
+        after = parsed(metrics.render()[0])
+    finally:
+        box.stop()
+    assert grew(before, after, "iam_onboard_iam_throttles_total", action="ListUsers") == 2
+    calls = "iam_onboard_iam_calls_total"
+    assert grew(before, after, calls, action="ListUsers", error_code="") == 1
+    assert grew(before, after, calls, action="ListUsers", error_code="Throttling") == 1
+    assert grew(before, after, "iam_onboard_iam_call_seconds_count", action="ListUsers") == 2
