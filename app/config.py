@@ -7,7 +7,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,7 +19,15 @@ from app.i18n import _
 SANDBOX_SECRET = "sandbox-only-not-a-secret-0123456789abcdef"  # noqa: S105
 
 # Settings that may be given as a path to a file holding the value (IAM_ONBOARD_<NAME>_FILE).
-_FILE_SETTINGS = ("secret_key", "secret_key_previous", "database_url", "smtp_url")
+_FILE_SETTINGS = (
+    "secret_key",
+    "secret_key_previous",
+    "database_url",
+    "smtp_url",
+    "metrics_token",
+    "webhook_url",
+    "webhook_secret",
+)
 
 
 class Settings(BaseSettings):
@@ -60,6 +68,16 @@ class Settings(BaseSettings):
     # (app/aws/propagation.py).
     iam_propagation_seconds: float = Field(default=30, ge=0, le=300)
     log_level: str = "INFO"
+    # text: one readable line per record (the default); json: one JSON object per line.
+    log_format: Literal["text", "json"] = "text"
+    # /metrics answers only when set, and only to `Authorization: Bearer <metrics_token>`.
+    metrics_token: str | None = None
+    # Notifications (enrolled, locked, expired, deadline passed, offboarded) posted here:
+    # `slack` is an incoming webhook's {"text": ...}; `json` a generic body signed with
+    # webhook_secret (docs/deploy.md, "Notifications").
+    webhook_url: str | None = None
+    webhook_format: Literal["slack", "json"] = "slack"
+    webhook_secret: str | None = None
     # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto are believed; none by
     # default: a client's address is then the one it connects from, for rate limits and audit.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -104,6 +122,18 @@ class Settings(BaseSettings):
             raise ValueError(_("must start with smtp://, smtps:// or smtp+starttls://"))
         return value or None
 
+    @field_validator("metrics_token", "webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(_("must start with http:// or https://"))
+        return value or None
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -120,6 +150,10 @@ class Settings(BaseSettings):
             raise ValueError(_("secret_key must be at least 32 characters"))
         if self.secret_key_previous is not None and len(self.secret_key_previous) < 32:
             raise ValueError(_("secret_key must be at least 32 characters"))
+        if self.webhook_format == "json" and self.webhook_url and not self.webhook_secret:
+            raise ValueError(_("webhook_format json needs webhook_secret to sign the messages"))
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ValueError(_("metrics_token must be at least 16 characters"))
         return self
 
     @property

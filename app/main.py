@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -12,6 +17,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from app import metrics
 from app.aws.errors import AwsError
 from app.aws.timing import AwsTime, aws_time
 from app.services import housekeeping
@@ -30,6 +36,7 @@ from app.web import (
     lifecycle,
     users,
 )
+from app.web import metrics as metrics_page
 from app.web.errors import csrf_failure, install_error_handlers, unexpected_error
 from app.web.middleware import SessionCsrfMiddleware, redact_path
 from app.web.templating import STATIC_DIR
@@ -40,6 +47,17 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
 )
+# A request id from a proxy in front is kept when it looks like one, else a new one is made.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            given = str(value.decode("latin-1"))
+            if _REQUEST_ID.fullmatch(given):
+                return given
+    return secrets.token_hex(8)
 
 
 class SecurityHeaders:
@@ -63,6 +81,9 @@ class SecurityHeaders:
         path: str = scope.get("path", "")
         status = 500
         response_started = False
+        request_id = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
@@ -74,6 +95,7 @@ class SecurityHeaders:
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["X-Frame-Options"] = "DENY"
+                headers["X-Request-ID"] = request_id
                 if path.startswith("/static/"):
                     headers.setdefault("Cache-Control", "public, max-age=3600")
                 else:
@@ -95,15 +117,50 @@ class SecurityHeaders:
                 response = await unexpected_error(Request(scope, receive), exc)
                 await response(scope, receive, send_with_headers)
         finally:
-            log.info(
-                "%s %s %s %.1fms (AWS %d calls, %.1fms)",
-                scope.get("method", ""),
-                redact_path(path),
-                status,
-                (time.perf_counter() - started) * 1000,
-                spent.calls,
-                spent.seconds * 1000,
-            )
+            self._log(scope, path, status, started, spent)
+
+    @staticmethod
+    def _log(scope: Scope, path: str, status: int, started: float, spent: AwsTime) -> None:
+        duration_ms = (time.perf_counter() - started) * 1000
+        method = scope.get("method", "")
+        # The route's template (/enroll/{token}) names the page without its token.
+        route = getattr(scope.get("route"), "path", None) or redact_path(path)
+        if status == 429:
+            metrics.rate_limited(path.strip("/").split("/", 1)[0] or "/")
+        state = scope.get("state", {})
+        log.info(
+            "%s %s %s %.1fms (AWS %d calls, %.1fms)",
+            method,
+            redact_path(path),
+            status,
+            duration_ms,
+            spent.calls,
+            spent.seconds * 1000,
+            extra={
+                "request_id": state.get("request_id"),
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(duration_ms, 1),
+                "aws_calls": spent.calls,
+                "aws_ms": round(spent.seconds * 1000, 1),
+                "actor": state.get("log_actor"),
+            },
+        )
+
+
+def _lifespan(portal: Portal) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    chores = housekeeping.lifespan(portal)  # periodic chores while the server runs
+
+    @asynccontextmanager
+    async def run(app: Any) -> AsyncIterator[None]:
+        try:
+            async with chores(app):
+                yield
+        finally:
+            metrics.mark_process_dead()  # a worker of `serve --workers N` that stops
+
+    return run
 
 
 def create_app(portal: Portal) -> FastAPI:
@@ -112,7 +169,7 @@ def create_app(portal: Portal) -> FastAPI:
         version="0.1.0",
         docs_url=None,
         redoc_url=None,
-        lifespan=housekeeping.lifespan(portal),  # periodic chores while the server runs
+        lifespan=_lifespan(portal),
     )
     app.state.portal = portal
     settings = portal.settings
@@ -145,6 +202,7 @@ def create_app(portal: Portal) -> FastAPI:
     app.include_router(lifecycle.router)
     app.include_router(admin_adopt.router)
     app.include_router(admin_audit.router)
+    app.include_router(metrics_page.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

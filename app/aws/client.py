@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
+from app import metrics
 from app.config import Settings
 
 # At DEBUG these loggers write whole request and response bodies: MFA codes, the temporary
@@ -48,6 +50,59 @@ def client_config(settings: Settings) -> Config:
     )
 
 
+def _call_started(context: dict[str, Any], **_: Any) -> None:
+    context["iam_onboard_started"] = time.perf_counter()
+
+
+def _call_ended(model: Any, context: dict[str, Any], parsed: Any = None, **_: Any) -> None:
+    # after-call: an answer came (an error answer too, before botocore raises it); with its
+    # retries included, as the caller waited.
+    error = (parsed or {}).get("Error", {}).get("Code", "") if isinstance(parsed, dict) else ""
+    _record(model.name, str(error or ""), context)
+
+
+def _call_failed(context: dict[str, Any], exception: Exception, **kwargs: Any) -> None:
+    # after-call-error: no answer at all (a timeout, a refused connection), retries spent.
+    model = kwargs.get("model")
+    action = model.name if model is not None else str(context.get("iam_onboard_action", "?"))
+    _record(action, type(exception).__name__, context)
+
+
+def _attempt(context: dict[str, Any], parsed_response: Any = None, **kwargs: Any) -> None:
+    # response-received: once per attempt, so a throttle that a retry got past counts too.
+    if isinstance(parsed_response, dict):
+        code = parsed_response.get("Error", {}).get("Code", "")
+        if code:
+            metrics.iam_attempt(str(context.get("iam_onboard_action", "?")), str(code))
+
+
+def _remember_action(model: Any, context: dict[str, Any], **_: Any) -> None:
+    context["iam_onboard_action"] = model.name
+
+
+def _record(action: str, error_code: str, context: dict[str, Any]) -> None:
+    started = context.pop("iam_onboard_started", None)
+    if started is not None:
+        metrics.iam_call(action, error_code, time.perf_counter() - started)
+
+
+def instrument(client: Any) -> Any:
+    """Count every call of a boto3 client for /metrics: action, error code, latency, throttles.
+
+    botocore's events: before-call and after-call (or after-call-error) around one API call
+    with its retries; response-received after each attempt. The handlers return None, so
+    botocore's own handlers on the same events (stubbing, retries) decide as before.
+    """
+    service = client.meta.service_model.service_id.hyphenize()
+    events = client.meta.events
+    events.register(f"before-call.{service}", _call_started)
+    events.register(f"before-call.{service}", _remember_action)
+    events.register(f"after-call.{service}", _call_ended)
+    events.register(f"after-call-error.{service}", _call_failed)
+    events.register(f"response-received.{service}", _attempt)
+    return client
+
+
 def _session(
     endpoint: str | None, credentials: Mapping[str, str] | None = None
 ) -> boto3.session.Session:
@@ -79,10 +134,10 @@ def make_clients(
     endpoint = endpoint or iam_endpoint(settings)
     session = _session(endpoint, credentials)
     config = client_config(settings)
-    iam = session.client("iam", endpoint_url=endpoint, config=config)
+    iam = instrument(session.client("iam", endpoint_url=endpoint, config=config))
     # The sandbox serves STS on the same port; real AWS has its own endpoint.
     sts_endpoint = os.environ.get("AWS_ENDPOINT_URL_STS") or (
         endpoint if is_loopback(endpoint) else None
     )
-    sts = session.client("sts", endpoint_url=sts_endpoint, config=config)
+    sts = instrument(session.client("sts", endpoint_url=sts_endpoint, config=config))
     return iam, sts

@@ -7,7 +7,6 @@ aws.py (bootstrap, doctor, policy), admins.py (admins and API tokens), users.py 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -32,16 +31,7 @@ from app.config import load_settings
 from app.demo_realism import add_demo_options as add_realism_options
 from app.errors import PortalError
 from app.i18n import _
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # moto's werkzeug server and botocore would otherwise log every request they see.
-    for noisy in ("werkzeug", "botocore", "urllib3", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+from app.logs import setup_logging
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -93,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help=_("run the portal against real AWS (production)"))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=_("worker processes sharing the port (default 1)"),
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bootstrap", help=_("create or update the MFA policy and group"))
@@ -201,11 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     i18n.set_language(i18n.language_from_env(os.environ.get("LANG")))
     args = build_parser().parse_args(argv)
     try:
-        settings_level = load_settings().log_level
+        settings = load_settings()
     except PortalError as exc:
         print(f"iam-onboard: {exc.message}", file=sys.stderr)
         return 2
-    _setup_logging(settings_level)
+    setup_logging(settings.log_level, settings.log_format)
     try:
         return int(args.func(args))
     except PortalError as exc:

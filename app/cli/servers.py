@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import shutil
 import socket
 import sys
 import tempfile
 from typing import Any
 
-from app.config import load_settings
+from app.config import Settings, load_settings
 from app.errors import PortalError
 from app.i18n import _
 from app.services.portal import CLI_ACTOR, Portal, build_portal
@@ -137,7 +138,47 @@ def _print_demo_admin(portal: Portal, email: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_real_secret()
+    if args.workers > 1:
+        return _serve_workers(settings, args)
     portal = build_portal(settings)
     log.info("serving on %s:%s, links built from %s", args.host, args.port, settings.base_url)
     _run_server(portal, host=args.host, port=args.port)
+    return 0
+
+
+def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """N uvicorn worker processes (spawned: each imports the app anew, app.server.app_factory)
+    and this process supervising them, running housekeeping once for all of them."""
+    from app import metrics
+    from app.server import serve_workers
+    from app.services import housekeeping
+
+    if "prometheus_client.values" in sys.modules and not os.environ.get(metrics.MULTIPROC_ENV):
+        # Only if a change made something count before this point: this process's own
+        # counts (housekeeping) would then stay out of /metrics.
+        log.warning("metrics were counted before the workers' metrics directory was set")
+    # Each process writes its metrics to files here; /metrics sums them. prometheus-client
+    # reads the variable on its first import (app/metrics.py imports it on first use), and
+    # the workers inherit it. A fresh directory: counts from an earlier run would be summed in.
+    metrics_dir = tempfile.mkdtemp(prefix="iam-onboard-metrics-")
+    os.environ[metrics.MULTIPROC_ENV] = metrics_dir
+    portal = build_portal(settings)  # migrates once, before any worker starts
+    interval = settings.housekeeping_interval_seconds
+    os.environ["IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS"] = "0"  # the workers' lifespans
+    stopper = housekeeping.start_background(portal, interval) if interval > 0 else None
+    log.info(
+        "serving on %s:%s with %d workers, links built from %s",
+        args.host,
+        args.port,
+        args.workers,
+        settings.base_url,
+    )
+    try:
+        serve_workers(
+            host=args.host, port=args.port, workers=args.workers, log_format=settings.log_format
+        )
+    finally:
+        if stopper:
+            stopper()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

@@ -22,11 +22,12 @@ from typing import Any
 
 from sqlalchemy import exists, select, update
 
+from app import metrics
 from app.aws.errors import AwsError
 from app.errors import PortalError
 from app.i18n import _
 from app.security.tokens import hash_token, new_token
-from app.services import audit, leases
+from app.services import audit, leases, webhooks
 from app.services.admins import lockout as admin_lockout
 from app.services.enrollment import expire_enrollments
 from app.services.invitations import LIVE_STATES, finish_invitation
@@ -37,7 +38,7 @@ from app.services.outbox import drop_spent_bodies, retry_unsent
 from app.services.portal import SYSTEM_ACTOR, Portal
 from app.services.sessions import purge_expired_sessions
 from app.store.models import Enrollment, Invitation, WebSession
-from app.store.states import LIVE_ENROLLMENT, EnrollmentState, InvitationState
+from app.store.states import LIVE_ENROLLMENT, EnrollmentState, InvitationState, WebhookEvent
 
 log = logging.getLogger("iam_onboard.housekeeping")
 
@@ -85,6 +86,7 @@ class HousekeepingReport:
 def run_housekeeping(portal: Portal, *, holder: str) -> HousekeepingReport:
     """Run every chore once unless another replica holds the lease; a failing chore skips alone."""
     if not leases.acquire(portal, name=LEASE, holder=holder, ttl=LEASE_TTL):
+        metrics.housekeeping_run("skipped")
         return HousekeepingReport(ran=False)
     report = HousekeepingReport()
     try:
@@ -107,6 +109,7 @@ def run_housekeeping(portal: Portal, *, holder: str) -> HousekeepingReport:
                 log.exception("housekeeping %s failed", chore.__name__)
     finally:
         leases.release(portal, name=LEASE, holder=holder)
+    metrics.housekeeping_run("problems" if report.problems else "ran")
     return report
 
 
@@ -282,6 +285,11 @@ def _enforce_deadlines(portal: Portal, report: HousekeepingReport) -> None:
         if added:
             members.add(inv.user_name.lower())
             report.deadlines_enforced += 1
+            webhooks.notify(
+                portal, WebhookEvent.DEADLINE, key=inv.id, user=inv.user_name,
+                text=f"The MFA deadline of {inv.user_name} passed: added to the group "
+                f"{group}, so AWS now asks for MFA.",
+            )  # fmt: skip
         else:
             text = _("deadline of {name}: the IAM user no longer exists")
             report.problems.append(text.format(name=inv.user_name))
@@ -289,6 +297,7 @@ def _enforce_deadlines(portal: Portal, report: HousekeepingReport) -> None:
 
 def _retry_mail(portal: Portal, report: HousekeepingReport) -> None:
     report.mails_sent += retry_unsent(portal)
+    webhooks.retry_unsent(portal)  # notifications wait in their own outbox
 
 
 def _forget_spent_secrets(portal: Portal, report: HousekeepingReport) -> None:

@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.aws.errors import (
     AwsError,
     AwsUnavailable,
@@ -100,6 +101,8 @@ def _set_status(portal: Portal, invitation_id: str, status: str, error: str | No
         if row is not None:
             row.status = status
             row.last_error = error
+    if status == InvitationState.FAILED:
+        metrics.invitation("failed")
 
 
 def _create_user(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool) -> None:
@@ -242,6 +245,7 @@ def _issue_token(
             detail=f"email={inv.email} groups={','.join(inv.extra_groups) or '-'}",
             session=session,
         )
+    metrics.invitation("created")
     return token, expires_at
 
 
@@ -318,3 +322,15 @@ def invite_user(
 def list_invitations(portal: Portal) -> list[Invitation]:
     with portal.db.session() as session:
         return list(session.scalars(select(Invitation).order_by(Invitation.created_at.desc())))
+
+
+def locked_count(portal: Portal) -> int:
+    """Invitations locked after too many wrong codes and still waiting for a new link."""
+    with portal.db.session() as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(Invitation)
+            .where(Invitation.locked_at.is_not(None))
+            .where(Invitation.status == InvitationState.PENDING)
+        )
+        return int(count or 0)

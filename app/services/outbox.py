@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import and_, func, or_, select, update
 
+from app import metrics
 from app.security.secretbox import SecretBox, SecretBoxError
 from app.services.portal import Portal
 from app.store.models import OutboxMail
@@ -162,6 +163,7 @@ def deliver(portal: Portal, mail_id: int) -> bool:
             backoff = timedelta(minutes=min(60, 2 ** min(row.attempts, 6)))
             row.next_attempt_at = portal.clock() + backoff
         log.warning("mail %s not sent (attempt will be retried): %s", mail_id, type(exc).__name__)
+        metrics.mail_delivery(False)
         return False
     with portal.db.session() as session:
         row = session.get(OutboxMail, mail_id)
@@ -172,6 +174,7 @@ def deliver(portal: Portal, mail_id: int) -> bool:
         # Delivered: the link now lives in the recipient's mailbox only.
         row.text_body = ""
         row.html_body = None
+    metrics.mail_delivery(True)
     return True
 
 

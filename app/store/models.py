@@ -225,6 +225,26 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class WebhookMessage(Base):
+    """A notification for IAM_ONBOARD_WEBHOOK_URL; retried like mail (services/webhooks).
+
+    `key` names the event it reports (one message per event, however often it is noticed);
+    `body` is its JSON (event, user, text, at): no secret is ever put in one.
+    """
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 class DirectoryUser(Base):
     """The cached snapshot of one IAM user, rebuilt by each dashboard refresh."""
 

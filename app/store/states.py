@@ -32,6 +32,16 @@ class EnrollmentState(StrEnum):
     LOCKED = "locked"  # too many wrong codes
 
 
+class WebhookEvent(StrEnum):
+    """What the webhook tells (IAM_ONBOARD_WEBHOOK_URL); the JSON format's `event` field."""
+
+    ENROLLED = "enrolled"
+    LOCKED = "enrollment.locked"  # too many wrong codes
+    EXPIRED = "invitation.expired"  # the link ran out unused
+    DEADLINE = "deadline.passed"  # an existing user's grace period ran out: MFA group now
+    OFFBOARDED = "offboarded"
+
+
 # An invitation in one of these states still holds its user name.
 LIVE_INVITATION = (InvitationState.CREATING, InvitationState.PENDING)
 # Between opening the link and finishing.

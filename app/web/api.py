@@ -56,6 +56,7 @@ def require_token(
             headers={"WWW-Authenticate": "Bearer"},
         )
     actor = Actor(f"api:{token.name}", client_ip(request))
+    request.state.log_actor = actor.name  # the request's log line names who called
     return ApiCaller(token.id, token.name, actor, frozenset(token.scopes or ()))
 
 

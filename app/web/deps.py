@@ -68,11 +68,9 @@ def require_admin(request: Request, portal: PortalDep, session: SessionDep) -> A
         request.state.web_session = None
         raise RedirectToSignIn(request.url.path)
     email = str(session.data.get("email", ""))
-    return AdminContext(
-        admin_id=session.admin_id,
-        email=email,
-        actor=Actor(email or f"admin:{session.admin_id}", client_ip(request)),
-    )
+    actor = Actor(email or f"admin:{session.admin_id}", client_ip(request))
+    request.state.log_actor = actor.name  # the request's log line names who acted
+    return AdminContext(admin_id=session.admin_id, email=email, actor=actor)
 
 
 AdminDep = Annotated[AdminContext, Depends(require_admin)]

@@ -63,6 +63,9 @@ TABLE: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "GET /static/{path}":                  (OK,       OK,       OK,            OK,       OK),
     "GET /healthz":                        (OK,       OK,       OK,            OK,       OK),
     "GET /readyz":                         (OK,       OK,       OK,            OK,       OK),
+    # No IAM_ONBOARD_METRICS_TOKEN in this world: no page for anyone (an API token is not it;
+    # test_metrics.py covers the token).
+    "GET /metrics":                        (GONE,) * 5,
     "POST /language":                      (to("/admin/audit"),) * 4 + (CSRF,),
     # The enrollment link is the credential: whoever holds it sees the landing page and may
     # exchange it; after that only the session the exchange started opens the enrollment.
@@ -254,6 +257,7 @@ def request_for(key: str, w: World, p: Persona) -> Request:
         "DELETE /api/v1/users/{name}": lambda: (f"/api/v1/users/{target('off')}", None, None),
         "GET /healthz": lambda: ("/healthz", None, None),
         "GET /readyz": lambda: ("/readyz", None, None),
+        "GET /metrics": lambda: ("/metrics", None, None),
     }
     return routes[key]()
 

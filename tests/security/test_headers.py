@@ -32,6 +32,7 @@ STATUS = {
     "/admin/sign-in/code": 303,  # no sign-in half done: back to the start
     "/admin/setup/totp": 404,  # no setup in progress (the real page: see below)
     "/enroll/done": 303,  # not done yet: back to the enrollment
+    "/metrics": 404,  # no metrics token set in this world
 }
 
 

@@ -9,12 +9,15 @@ token, every session cookie value and the admin's password. None may be there.
 
 Twice: in this process on a real uvicorn, root logger and every library's logger at DEBUG (SQL
 with its parameters, botocore, uvicorn) plus whatever reaches stdout/stderr; and as the real
-`iam-onboard demo` with IAM_ONBOARD_LOG_LEVEL=DEBUG, all it writes read.
+`iam-onboard demo` with IAM_ONBOARD_LOG_LEVEL=DEBUG, all it writes read. Each in both log
+formats: text and IAM_ONBOARD_LOG_FORMAT=json, where every line must also parse as JSON (and
+is searched as written and as decoded: JSON escapes a quote or a backslash of a secret).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import time
@@ -28,6 +31,7 @@ import httpx
 import pyotp
 import pytest
 
+from app.logs import JsonFormatter
 from app.services.admins import create_admin
 from app.services.api_tokens import create_api_token
 from app.services.portal import CLI_ACTOR, Portal
@@ -222,19 +226,44 @@ def assert_finds_each_secret(j: Journey) -> None:
 
 
 # -- in this process --------------------------------------------------------------------------
+def json_lines(text: str) -> list[dict[str, object]]:
+    """Each line of a JSON log, parsed: one that does not parse fails the test."""
+    records = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise AssertionError(f"not a JSON line: {line[:300]}") from None
+    return records
+
+
+def decoded(records: list[dict[str, object]]) -> str:
+    """The JSON records' values as text, one record a line: what a log shipper stores."""
+    return "\n".join(" ".join(str(v) for v in r.values()) for r in records)
+
+
 class Capture(logging.Handler):
-    def __init__(self) -> None:
+    def __init__(self, log_format: str = "text") -> None:
         super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        if log_format == "json":
+            self.setFormatter(JsonFormatter())
+        else:
+            self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))  # with any traceback, as a log file would hold
 
 
+@pytest.fixture(params=["text", "json"])
+def log_format(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def everything_at_debug() -> Iterator[Capture]:
-    capture = Capture()
+def everything_at_debug(log_format: str) -> Iterator[Capture]:
+    capture = Capture(log_format)
     root = logging.getLogger()
     names = ["", "uvicorn", "uvicorn.error", "botocore", "urllib3", "sqlalchemy", "iam_onboard"]
     loggers = [logging.getLogger(n) for n in names]
@@ -256,14 +285,19 @@ def everything_at_debug() -> Iterator[Capture]:
 
 
 @pytest.fixture
-def server(portal: Portal) -> Iterator[str]:
+def server(portal: Portal, log_format: str) -> Iterator[str]:
+    portal.settings = portal.settings.model_copy(update={"log_format": log_format})
     # As `iam-onboard serve` runs it: no access log (it would hold the link paths).
     with serve_in_thread(portal, log_level="debug") as url:
         yield url
 
 
 def test_no_secret_in_any_log_in_process_with_everything_at_debug(
-    portal: Portal, everything_at_debug: Capture, server: str, capfd: pytest.CaptureFixture[str]
+    portal: Portal,
+    everything_at_debug: Capture,
+    server: str,
+    capfd: pytest.CaptureFixture[str],
+    log_format: str,
 ) -> None:
     offset = timedelta()
 
@@ -299,6 +333,26 @@ def test_no_secret_in_any_log_in_process_with_everything_at_debug(
     assert "unhandled error on POST /enroll/[token]" in text
     assert_finds_each_secret(journey)
     assert leaks(journey, text) == []
+    if log_format == "json":
+        # Everything written, the handler's lines and whatever reached stdout/stderr, is JSON.
+        records = json_lines("\n".join(everything_at_debug.lines) + "\n" + out + "\n" + err)
+        assert leaks(journey, decoded(records)) == []
+        assert_request_records(records)
+
+
+def assert_request_records(records: list[dict[str, object]]) -> None:
+    """The request lines carry their fields: a link's route by its template, never its token."""
+    requests = [r for r in records if r["logger"] == "iam_onboard.http" and "route" in r]
+    assert len(requests) >= 30
+    for r in requests:
+        assert {"time", "level", "request_id", "method", "status", "duration_ms"} <= r.keys()
+        assert {"aws_calls", "aws_ms"} <= r.keys()
+    exchange = [r for r in requests if r["route"] == "/enroll/{token}" and r["method"] == "POST"]
+    assert exchange and exchange[0]["status"] == 303
+    assert any(r["route"] == "/admin/setup/{token}" for r in requests)
+    assert any(r.get("actor") == ADMIN for r in requests)  # pages of the signed-in admin
+    assert any(r.get("actor") == "api:hr-system" for r in requests)
+    assert any(isinstance(r["aws_calls"], int) and r["aws_calls"] > 0 for r in requests)
 
 
 def fail(operation: str) -> None:
@@ -307,8 +361,10 @@ def fail(operation: str) -> None:
 
 # -- the real demo ----------------------------------------------------------------------------
 @pytest.mark.slow  # starts iam-onboard processes
-def test_no_secret_in_what_the_demo_writes_at_debug(tmp_path: Path) -> None:
-    demo = RunningDemo(tmp_path, env=clean_env(IAM_ONBOARD_LOG_LEVEL="DEBUG"))
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_in_what_the_demo_writes_at_debug(tmp_path: Path, log_format: str) -> None:
+    env = clean_env(IAM_ONBOARD_LOG_LEVEL="DEBUG", IAM_ONBOARD_LOG_FORMAT=log_format)
+    demo = RunningDemo(tmp_path, env=env)
     try:
         base = demo.url
         setup_link = admin_setup_link(demo.output)
@@ -330,6 +386,15 @@ def test_no_secret_in_what_the_demo_writes_at_debug(tmp_path: Path) -> None:
     lines = written.splitlines()
     assert lines.count(setup_link) == 1
     text = "\n".join(line for line in lines if line != setup_link)
+    if log_format == "json":
+        # The demo's banner is printed for a person (the setup link among it); every line
+        # after it, what the server writes during the journey, is one JSON object.
+        banner = next(i for i, line in enumerate(lines) if line.startswith("Database:"))
+        records = json_lines("\n".join(lines[banner + 1 :]))
+        assert_finds_each_secret(journey)
+        assert leaks(journey, text) == [] and leaks(journey, decoded(records)) == []
+        assert_request_records(records)
+        return
     # It did log: each request of the journey (at DEBUG the app itself adds little; its
     # libraries' chatty loggers are pinned by the CLI and app/aws/client.py).
     assert text.count("INFO iam_onboard.http") >= 30

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import and_, exists, select, update
 
+from app import metrics
 from app.services.enrollment.device import delete_device, device_assigned
 from app.services.enrollment.state import record, set_status
 from app.services.portal import SYSTEM_ACTOR, Portal
-from app.store.db import changed_rows
+from app.services.webhooks import notify, stamp
 from app.store.models import Enrollment, Invitation
-from app.store.states import BOUND_ENROLLMENT, EnrollmentState, InvitationState
+from app.store.states import BOUND_ENROLLMENT, EnrollmentState, InvitationState, WebhookEvent
 
 # Past their time, these lose their seed (and their unbound device).
 EXPIRING = (EnrollmentState.STARTED, EnrollmentState.DEVICE_CREATED, EnrollmentState.ENABLING)
@@ -44,6 +45,7 @@ def expire_enrollments(portal: Portal) -> int:
         if enr.device_serial:
             delete_device(portal, iam, enr.device_serial, enr.user_name, SYSTEM_ACTOR)
         record(portal, SYSTEM_ACTOR, "enroll.expired", enr.user_name)
+        metrics.enrollment("expired")
         changed += 1
     with portal.db.session() as s:
         # A link whose device is already bound stays usable, so the finish step can complete.
@@ -53,12 +55,21 @@ def expire_enrollments(portal: Portal) -> int:
                 Enrollment.status.in_(BOUND_ENROLLMENT),
             )
         )
-        changed += changed_rows(
-            s,
+        # RETURNING (SQLite 3.35+, PostgreSQL): exactly the rows this run expired are told.
+        gone = s.execute(
             update(Invitation)
             .where(Invitation.status == InvitationState.PENDING, Invitation.expires_at <= now)
             .where(~bound)
             .values(status=InvitationState.EXPIRED)
-            .execution_options(synchronize_session=False),
-        )
+            .returning(Invitation.id, Invitation.user_name, Invitation.expires_at)
+            .execution_options(synchronize_session=False)
+        ).all()
+    changed += len(gone)
+    metrics.invitation("expired", len(gone))
+    for invitation_id, user_name, expires_at in gone:
+        notify(
+            portal, WebhookEvent.EXPIRED, key=f"{invitation_id}:{stamp(expires_at)}",
+            user=user_name,
+            text=f"The enrollment link of {user_name} expired unused; resend it to try again.",
+        )  # fmt: skip
     return changed

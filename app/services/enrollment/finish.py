@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from app import metrics
 from app.aws.errors import AwsError, EntityAlreadyExists, NoSuchEntity
 from app.aws.iam import IamGateway
 from app.aws.timing import in_background
@@ -23,9 +24,10 @@ from app.services.enrollment.state import enrollee, load, password_box, record, 
 from app.services.notifications import looks_like_email, send_enrolled_notice
 from app.services.own_writes import recent
 from app.services.portal import Actor, Portal
+from app.services.webhooks import notify
 from app.store.db import changed_rows
 from app.store.models import Enrollment, Invitation
-from app.store.states import EnrollmentState, InvitationState
+from app.store.states import EnrollmentState, InvitationState, WebhookEvent
 
 log = logging.getLogger("iam_onboard.enrollment")
 
@@ -142,14 +144,23 @@ def finish(
             .where(Invitation.id == inv.id)
             .values(status=InvitationState.USED, used_at=now)
         )
-        session.execute(
+        done = changed_rows(
+            session,
             update(Enrollment)
             .where(Enrollment.id == enr.id, Enrollment.status == EnrollmentState.ENABLED)
-            .values(status=EnrollmentState.DONE, version=Enrollment.version + 1)
+            .values(status=EnrollmentState.DONE, version=Enrollment.version + 1),
         )
         record(
             portal, actor, "enroll.done", user,
             detail=f"groups={','.join(inv.extra_groups) or '-'}", session=session,
+        )  # fmt: skip
+    if done:  # this request finished it (not a concurrent one)
+        metrics.enrollment("done")
+        metrics.invitation("enrolled")
+        by = f" (invited by {inv.invited_by})" if inv.invited_by else ""
+        notify(
+            portal, WebhookEvent.ENROLLED, key=inv.id, user=user,
+            text=f"{user} set up MFA and can now sign in to AWS{by}.",
         )  # fmt: skip
     if looks_like_email(inv.invited_by):  # the API and the CLI have no address to tell
         _notify_inviter(portal, inv.id)

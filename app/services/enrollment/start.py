@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from app import metrics
 from app.errors import PortalError
 from app.services import audit
 from app.services.enrollment.account import account_info
@@ -47,6 +48,7 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
     """
     now = portal.clock()
     refused: PortalError | None = None
+    started = False
     try:
         with portal.db.session() as session:  # the lookup and the new row: one transaction
             try:
@@ -69,13 +71,17 @@ def start_enrollment(portal: Portal, *, token: str, actor: Actor) -> str:
                         )
                     )  # fmt: skip
                     session.flush()  # a second click's row raises IntegrityError here
+                    started = True
                 record(
                     portal, enrollee(actor, inv.user_name), "enroll.start", inv.user_name,
                     session=session,
                 )  # fmt: skip
     except IntegrityError:
         # the other click made it
+        started = False
         record(portal, enrollee(actor, inv.user_name), "enroll.start", inv.user_name)
+    if started:
+        metrics.enrollment("started")
     if refused is not None:
         raise refused
     return inv.id

@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import delete, select, update
 
+from app import metrics
 from app.aws.errors import AwsError, EntityAlreadyExists, InvalidAuthenticationCode
 from app.aws.iam import IamGateway
 from app.i18n import _, ngettext
@@ -30,9 +31,10 @@ from app.services.enrollment.state import (
 )
 from app.services.own_writes import device_reader, recent
 from app.services.portal import Actor, Portal
+from app.services.webhooks import notify, stamp
 from app.store.db import changed_rows
 from app.store.models import Enrollment, Invitation, WebSession
-from app.store.states import EnrollmentState
+from app.store.states import EnrollmentState, WebhookEvent
 
 _SPACES = re.compile(r"\s+")
 
@@ -106,8 +108,16 @@ def _count_failed_try(
         portal, actor, "enroll.verify", enr.user_name, outcome="failed",
         request_id=request_id, detail=f"{detail}; failed tries {failed}/{MAX_FAILED_TRIES}",
     )  # fmt: skip
+    metrics.enrollment("wrong_code")
     if lock:
         record(portal, actor, "enroll.locked", enr.user_name, outcome="failed")
+        metrics.enrollment("locked")
+        notify(
+            portal, WebhookEvent.LOCKED, key=f"{enr.invitation_id}:{stamp(now)}",
+            user=enr.user_name,
+            text=f"The MFA enrollment of {enr.user_name} locked after {failed} wrong codes; "
+            "an admin's new link is needed.",
+        )  # fmt: skip
         if enr.device_serial:
             # A device made a moment ago may not be seen yet: wait for it.
             on = device_reader(

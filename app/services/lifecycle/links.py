@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
+from app import metrics
 from app.i18n import _
 from app.security.tokens import hash_token, new_token
 from app.services.invitations import LIVE_STATES
@@ -112,6 +113,7 @@ def revoke_live(portal: Portal, *, user_name: str, actor: Actor, why: str) -> li
             row.revoked_at = portal.clock()
             row.token_hash = None
             row.last_error = why
+    metrics.invitation("revoked", len(rows))
     abandon_enrollments(portal, invitation_ids=[r.id for r in rows], actor=actor)
     return rows
 
@@ -129,6 +131,7 @@ def issue_link(portal: Portal, invitation_id: str, *, expires_at: datetime | Non
         row.failed_attempts = 0
         row.locked_at = None
         row.last_error = None
+    metrics.invitation("link_issued")
     return token
 
 

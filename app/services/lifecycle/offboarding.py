@@ -21,6 +21,8 @@ from app.services.lifecycle.ownership import require_managed
 from app.services.lifecycle.steps import delete_freed_devices, iam_step
 from app.services.own_writes import OwnWrites, own_writes
 from app.services.portal import Actor, Portal
+from app.services.webhooks import notify, stamp
+from app.store.states import WebhookEvent
 
 
 @dataclass
@@ -146,6 +148,11 @@ def offboard(portal: Portal, *, user_name: str, actor: Actor) -> OffboardReport:
         target_user=name,
         detail=f"{len(report.removed)} item(s) removed",
     )
+    notify(
+        portal, WebhookEvent.OFFBOARDED, key=f"{name}:{stamp(portal.clock())}", user=name,
+        text=f"{name} was offboarded by {actor.name}: the IAM user and "
+        f"{len(report.removed) - 1} item(s) attached to it were removed.",
+    )  # fmt: skip
     return report
 
 
