@@ -88,37 +88,41 @@ def finish(
         raise LinkUnusable()
     iam = portal.iam()
     user = enr.user_name
-    step = "iam.add_user_to_group"
+    wanted = list(inv.extra_groups)
+    if inv.enforce_at is not None:  # deadline mode: MFA is bound, so enforce it now
+        wanted.insert(0, portal.settings.mfa_group)
+    # The groups and the console password need only the bound device, not each other: on
+    # real AWS each call is a round trip, so they go at once (the groups on a gateway of
+    # their own: a gateway's last_request_id is not shared safely).
+    groups = (
+        in_background(lambda: _add_groups(portal, user, wanted, reads, actor)) if wanted else None
+    )
+    step = "iam.create_login_profile"
+    made_password, password_request_id = False, None
+    failure: AwsError | None = None
     try:
-        wanted = list(inv.extra_groups)
-        if inv.enforce_at is not None:  # deadline mode: MFA is bound, so enforce it now
-            wanted.insert(0, portal.settings.mfa_group)
-        if not wanted:
-            have: set[str] = set()
-        elif reads is not None and reads.groups is not None:
-            have = set(reads.groups.result())
-        else:
-            have = set(iam.groups_for_user(user))
-        for group in wanted:
-            if group not in have:
-                iam.add_user_to_group(user, group)
-                record(portal, actor, step, user, request_id=iam.last_request_id, detail=group)
-        step = "iam.create_login_profile"
         made_password = _ensure_login_profile(
             portal, iam, enr, inv, actor, policy=reads.policy if reads is not None else None
         )
         password_request_id = iam.last_request_id
     except AwsError as exc:
+        failure = exc
+    if groups is not None:
+        try:
+            groups.result()
+        except AwsError as exc:
+            step, failure = "iam.add_user_to_group", exc  # the first of the two steps
+    if failure is not None:
         record(
-            portal, actor, step, user, outcome="failed", request_id=exc.request_id,
-            detail=exc.message,
+            portal, actor, step, user, outcome="failed", request_id=failure.request_id,
+            detail=failure.message,
         )  # fmt: skip
         raise FinishIncomplete(
             _(
                 "Your MFA device is set up, but finishing your account did not work yet: "
                 "{problem} Press Finish to try again."
-            ).format(problem=exc.message)
-        ) from exc
+            ).format(problem=failure.message)
+        ) from failure
     now = portal.clock()
     with portal.db.session() as session:
         if made_password:  # what AWS did, recorded with the state it completes
@@ -143,6 +147,24 @@ def finish(
         )  # fmt: skip
     if looks_like_email(inv.invited_by):  # the API and the CLI have no address to tell
         _notify_inviter(portal, inv.id)
+
+
+def _add_groups(
+    portal: Portal, user: str, wanted: list[str], reads: FinishReads | None, actor: Actor
+) -> None:
+    """AddUserToGroup for each wanted group the user is not in yet."""
+    iam = portal.iam()
+    if reads is not None and reads.groups is not None:
+        have = set(reads.groups.result())
+    else:
+        have = set(iam.groups_for_user(user))
+    for group in wanted:
+        if group not in have:
+            iam.add_user_to_group(user, group)
+            record(
+                portal, actor, "iam.add_user_to_group", user, request_id=iam.last_request_id,
+                detail=group,
+            )  # fmt: skip
 
 
 def _ensure_login_profile(
