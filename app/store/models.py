@@ -240,6 +240,11 @@ class DirectoryUser(Base):
     mfa_active: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(32), index=True)
     refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the dashboard pages, filters and counts on in SQL (app/services/directory/listing.py):
+    # the name as IAM compares it (case-insensitively) and the status from IAM's facts alone;
+    # a user the portal invited takes its status from the invitation at read time instead.
+    user_name_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    iam_status: Mapped[str | None] = mapped_column(String(32))
 
 
 class DirectorySnapshot(Base):

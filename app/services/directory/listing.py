@@ -1,25 +1,51 @@
-"""The directory as the dashboard and the API list it: statuses, filters, pages."""
+"""The directory as the dashboard and the API list it: statuses, filters, pages.
+
+Paged, filtered and counted in SQL: a page view at 5,000 users costs about what it costs at 50
+(the rows of one page are built in Python, not the whole directory's). A user's status is the
+CASE below, the SQL twin of statuses.compute_status: users the portal invited follow their
+latest meaningful invitation (and its latest enrollment) at the time of the view; the others
+take directory_users.iam_status, stored at the refresh.
+"""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Subquery
 
-from app.services.directory.records import Snapshot, portal_records, stored_snapshot
+from app.services.directory.records import Snapshot, stored_snapshot
 from app.services.portal import Portal
-from app.services.statuses import ORDER, STATUSES, compute_status, parse_status
-from app.store.models import DirectoryUser
-from app.store.states import InvitationState
+from app.services.statuses import MEANINGFUL_INVITATION, STATUSES, parse_status
+from app.store.models import DirectoryUser, Enrollment, Invitation, UTCDateTime
+from app.store.states import (
+    BOUND_ENROLLMENT,
+    LIVE_ENROLLMENT,
+    InvitationState,
+    UserStatus,
+)
 
 MAX_PER_PAGE = 1000
 
 
-@dataclass(slots=True)  # not frozen: 5,000 of these per page view, and frozen ones are slow
+@dataclass(slots=True)
 class DirectoryRow:
     user_name: str
     status: str
@@ -48,102 +74,169 @@ class DirectoryPage:
     snapshot: Snapshot
 
 
-def _all_rows(portal: Portal) -> tuple[list[DirectoryRow], Snapshot]:
-    now = portal.clock()
-    with portal.db.session() as session:
-        snapshot = stored_snapshot(session)
-        invitations, enrollments = portal_records(session)
-        users = session.execute(
-            select(
-                DirectoryUser.user_name,
-                DirectoryUser.password_last_used,
-                DirectoryUser.has_password,
-                DirectoryUser.in_mfa_group,
-                # The count is all a row needs; decoding 5,000 JSON lists per view is not free.
-                func.json_array_length(DirectoryUser.virtual_mfa_serials).label("virtual"),
-                DirectoryUser.mfa_active,
-            )
-        ).all()
-    rows: list[DirectoryRow] = []
-    seen: set[str] = set()
-    for u in users:
-        key = u.user_name.lower()
-        seen.add(key)
-        inv = invitations.get(key)
-        enr = enrollments.get(inv.id) if inv else None
-        virtual = int(u.virtual or 0)
-        if virtual == 0 and enr is not None and enr.enabled_at is not None:
-            bound_later = snapshot.refreshed_at is None or enr.enabled_at > snapshot.refreshed_at
-            virtual = 1 if bound_later else 0  # enrolled since the refresh
-        rows.append(
-            DirectoryRow(
-                user_name=u.user_name,
-                status=compute_status(
-                    invitation=inv,
-                    enrollment=enr,
-                    has_mfa=u.mfa_active,
-                    in_mfa_group=u.in_mfa_group,
-                    now=now,
-                ),
-                email=inv.email if inv else None,
-                invited_by=inv.invited_by if inv else None,
-                invited_at=inv.created_at if inv else None,
-                invite_expires_at=inv.expires_at if inv else None,
-                enrolled_at=inv.used_at if inv else None,
-                mfa_devices=virtual,
-                other_mfa=u.mfa_active and not u.virtual,
-                last_console_sign_in=u.password_last_used,
-                in_mfa_group=u.in_mfa_group,
-                has_password=u.has_password,
-                in_snapshot=True,
-            )
+def _latest(sub: Any, partition: Any, *order: Any) -> Subquery:
+    """The rows of `sub` that are the latest of their partition (ROW_NUMBER() = 1)."""
+    ranked = sub.add_columns(
+        func.row_number().over(partition_by=partition, order_by=order).label("rn")
+    ).subquery()
+    return select(ranked).where(ranked.c.rn == 1).subquery()
+
+
+def _status(inv: Subquery, enr: Subquery, now: datetime, otherwise: Any) -> ColumnElement[str]:
+    """statuses.compute_status for an invited user, in SQL; `otherwise` when not invited."""
+    when_now = literal(now, UTCDateTime())
+    return case(
+        (inv.c.id.is_(None), otherwise),
+        (inv.c.status == InvitationState.REVOKED, UserStatus.REVOKED.value),
+        (inv.c.status == InvitationState.USED, UserStatus.ENROLLED.value),
+        (inv.c.locked_at.is_not(None), UserStatus.LOCKED.value),
+        # Once the device is being bound, only finishing is left: the TTL no longer counts.
+        (enr.c.status.in_(BOUND_ENROLLMENT), UserStatus.ENROLLING.value),
+        (
+            and_(enr.c.status.in_(LIVE_ENROLLMENT), enr.c.expires_at > when_now),
+            UserStatus.ENROLLING.value,
+        ),
+        (
+            or_(inv.c.status == InvitationState.EXPIRED, inv.c.expires_at <= when_now),
+            UserStatus.INVITE_EXPIRED.value,
+        ),
+        else_=UserStatus.INVITED.value,
+    )
+
+
+def _directory(snapshot: Snapshot, now: datetime) -> Subquery:
+    """Every user with its status: the snapshot's users, then those invited since."""
+    inv = _latest(
+        select(Invitation).where(Invitation.status.in_(MEANINGFUL_INVITATION)),
+        Invitation.user_name_key,
+        Invitation.created_at.desc(),
+        Invitation.id.desc(),
+    )
+    enr = _latest(
+        select(
+            Enrollment.invitation_id,
+            Enrollment.status,
+            Enrollment.expires_at,
+            Enrollment.enabled_at,
+        ),
+        Enrollment.invitation_id,
+        Enrollment.created_at.desc(),
+        Enrollment.id.desc(),
+    )
+    d = DirectoryUser
+    seen = select(
+        d.user_name,
+        d.user_name_key.label("key"),
+        _status(inv, enr, now, d.iam_status).label("status"),
+        inv.c.email,
+        inv.c.invited_by,
+        inv.c.created_at.label("invited_at"),
+        inv.c.expires_at.label("invite_expires_at"),
+        inv.c.used_at.label("enrolled_at"),
+        enr.c.enabled_at,
+        d.virtual_mfa_serials,
+        d.mfa_active,
+        d.password_last_used,
+        d.in_mfa_group,
+        d.has_password,
+        true().label("in_snapshot"),
+    ).select_from(
+        d.__table__.outerjoin(inv, inv.c.user_name_key == d.user_name_key).outerjoin(
+            enr, enr.c.invitation_id == inv.c.id
         )
+    )
     # Invited after the last refresh: the IAM user exists (the invite created it inside the
-    # MFA group) but the snapshot has not seen it yet.
-    for key, inv in invitations.items():
-        if key in seen or inv.status == InvitationState.REVOKED:
-            continue
-        if snapshot.refreshed_at is not None and inv.created_at <= snapshot.refreshed_at:
-            continue  # the refresh did not find this user: it is gone from IAM
-        enr = enrollments.get(inv.id)
-        rows.append(
-            DirectoryRow(
-                user_name=inv.user_name,
-                status=compute_status(
-                    invitation=inv, enrollment=enr, has_mfa=False, in_mfa_group=True, now=now
-                ),
-                email=inv.email,
-                invited_by=inv.invited_by,
-                invited_at=inv.created_at,
-                invite_expires_at=inv.expires_at,
-                enrolled_at=inv.used_at,
-                mfa_devices=1 if enr is not None and enr.enabled_at is not None else 0,
-                other_mfa=False,
-                last_console_sign_in=None,
-                in_mfa_group=True,
-                has_password=inv.status == InvitationState.USED,
-                in_snapshot=False,
-            )
+    # MFA group) but the snapshot has not seen it yet. Invited before it and not found by
+    # it: gone from IAM.
+    since = (
+        true()
+        if snapshot.refreshed_at is None
+        else inv.c.created_at > literal(snapshot.refreshed_at, UTCDateTime())
+    )
+    unseen = (
+        select(
+            inv.c.user_name,
+            inv.c.user_name_key.label("key"),
+            _status(inv, enr, now, null()).label("status"),
+            inv.c.email,
+            inv.c.invited_by,
+            inv.c.created_at.label("invited_at"),
+            inv.c.expires_at.label("invite_expires_at"),
+            inv.c.used_at.label("enrolled_at"),
+            enr.c.enabled_at,
+            null().label("virtual_mfa_serials"),
+            false().label("mfa_active"),
+            null().label("password_last_used"),
+            true().label("in_mfa_group"),
+            (inv.c.status == InvitationState.USED).label("has_password"),
+            false().label("in_snapshot"),
         )
-    return rows, snapshot
+        .select_from(inv.outerjoin(enr, enr.c.invitation_id == inv.c.id))
+        .where(inv.c.status != InvitationState.REVOKED, since)
+        .where(~exists().where(d.user_name_key == inv.c.user_name_key))
+    )
+    return union_all(seen, unseen).subquery("directory")
 
 
-def _matches(row: DirectoryRow, needle: str) -> bool:
-    return needle in row.user_name.lower() or needle in (row.email or "").lower()
-
-
-def _filtered(
-    rows: Iterable[DirectoryRow], status: str | None, query: str | None
-) -> list[DirectoryRow]:
+def _filters(directory: Subquery, status: str | None, query: str | None) -> list[Any]:
     wanted = parse_status(status) if status else None
     needle = (query or "").strip().lower()
-    kept = [
-        r
-        for r in rows
-        if (wanted is None or r.status == wanted) and (not needle or _matches(r, needle))
-    ]
-    kept.sort(key=lambda r: (ORDER.get(r.status, len(ORDER)), r.user_name.lower()))
-    return kept
+    where: list[Any] = []
+    if wanted is not None:
+        where.append(directory.c.status == wanted)
+    if needle:
+        # User names are ASCII (IAM's rule), so the stored key is already what lower() gives.
+        where.append(
+            or_(
+                directory.c.key.contains(needle, autoescape=True),
+                func.lower(directory.c.email).contains(needle, autoescape=True),
+            )
+        )
+    return where
+
+
+def _row(r: Any, snapshot: Snapshot) -> DirectoryRow:
+    if r.in_snapshot:
+        virtual = len(r.virtual_mfa_serials or [])
+        if virtual == 0 and r.enabled_at is not None:
+            bound_later = snapshot.refreshed_at is None or r.enabled_at > snapshot.refreshed_at
+            virtual = 1 if bound_later else 0  # enrolled since the refresh
+        other_mfa = bool(r.mfa_active) and not r.virtual_mfa_serials
+    else:
+        virtual = 1 if r.enabled_at is not None else 0
+        other_mfa = False
+    return DirectoryRow(
+        user_name=r.user_name,
+        status=r.status,
+        email=r.email,
+        invited_by=r.invited_by,
+        invited_at=r.invited_at,
+        invite_expires_at=r.invite_expires_at,
+        enrolled_at=r.enrolled_at,
+        mfa_devices=virtual,
+        other_mfa=other_mfa,
+        last_console_sign_in=r.password_last_used,
+        in_mfa_group=bool(r.in_mfa_group),
+        has_password=bool(r.has_password),
+        in_snapshot=bool(r.in_snapshot),
+    )
+
+
+def _rows(
+    session: Session,
+    directory: Subquery,
+    snapshot: Snapshot,
+    where: list[Any],
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[DirectoryRow]:
+    # What needs an admin first (statuses.STATUSES' order), then by name.
+    order = case({str(s): i for i, s in enumerate(STATUSES)}, value=directory.c.status)
+    stmt = select(directory).where(*where).order_by(order, directory.c.key)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    return [_row(r, snapshot) for r in session.execute(stmt)]
 
 
 def list_users(
@@ -155,21 +248,31 @@ def list_users(
     per_page: int = 50,
 ) -> DirectoryPage:
     """One page of the directory, filtered by status and a search on user name or email."""
-    rows, snapshot = _all_rows(portal)
-    counts = Counter(r.status for r in rows)
-    kept = _filtered(rows, status, query)
+    where_status = parse_status(status) if status else None
     per_page = max(1, min(per_page, MAX_PER_PAGE))
-    pages = max(1, math.ceil(len(kept) / per_page))
     page = max(1, page)  # past the last page: no rows (an API client stops there)
-    start = (page - 1) * per_page
+    with portal.db.session() as session:
+        snapshot = stored_snapshot(session)
+        directory = _directory(snapshot, portal.clock())
+        grouped = select(directory.c.status, func.count()).group_by(directory.c.status)
+        counted: dict[str, int] = {status: n for status, n in session.execute(grouped)}
+        counts: dict[str, int] = {s: counted.get(s, 0) for s in STATUSES}
+        where = _filters(directory, where_status, query)
+        if (query or "").strip():
+            total = session.scalar(select(func.count()).select_from(directory).where(*where)) or 0
+        else:
+            total = counts[where_status] if where_status else sum(counts.values())
+        rows = _rows(
+            session, directory, snapshot, where, limit=per_page, offset=(page - 1) * per_page
+        )
     return DirectoryPage(
-        rows=kept[start : start + per_page],
+        rows=rows,
         page=page,
         per_page=per_page,
-        total=len(kept),
-        pages=pages,
-        counts={s: counts.get(s, 0) for s in STATUSES},
-        all_users=len(rows),
+        total=total,
+        pages=max(1, math.ceil(total / per_page)),
+        counts=counts,
+        all_users=sum(counts.values()),
         snapshot=snapshot,
     )
 
@@ -178,5 +281,7 @@ def export_rows(
     portal: Portal, *, status: str | None = None, query: str | None = None
 ) -> list[DirectoryRow]:
     """Every row matching the filter (all pages), in the dashboard's order."""
-    rows, _snapshot = _all_rows(portal)
-    return _filtered(rows, status, query)
+    with portal.db.session() as session:
+        snapshot = stored_snapshot(session)
+        directory = _directory(snapshot, portal.clock())
+        return _rows(session, directory, snapshot, _filters(directory, status, query))

@@ -1,0 +1,36 @@
+"""directory users: the name key and the IAM-only status, so the dashboard pages in SQL
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("directory_users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("user_name_key", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("iam_status", sa.String(length=32), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_directory_users_user_name_key"), ["user_name_key"], unique=False
+        )
+    # The snapshot already stored: the same values the next refresh writes (statuses.iam_status).
+    op.execute(
+        "UPDATE directory_users SET user_name_key = lower(user_name), iam_status = CASE"
+        " WHEN NOT mfa_active THEN 'no MFA'"
+        " WHEN NOT in_mfa_group THEN 'outside MFA group'"
+        " ELSE 'MFA (unmanaged)' END"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("directory_users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_directory_users_user_name_key"))
+        batch_op.drop_column("iam_status")
+        batch_op.drop_column("user_name_key")
