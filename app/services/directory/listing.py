@@ -12,16 +12,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     and_,
+    bindparam,
     case,
     exists,
     false,
     func,
-    literal,
     null,
     or_,
     select,
@@ -82,9 +83,9 @@ def _latest(sub: Any, partition: Any, *order: Any) -> Subquery:
     return select(ranked).where(ranked.c.rn == 1).subquery()
 
 
-def _status(inv: Subquery, enr: Subquery, now: datetime, otherwise: Any) -> ColumnElement[str]:
-    """statuses.compute_status for an invited user, in SQL; `otherwise` when not invited."""
-    when_now = literal(now, UTCDateTime())
+def _status(inv: Subquery, enr: Subquery, otherwise: Any) -> ColumnElement[str]:
+    """statuses.compute_status for an invited user, in SQL (`otherwise`: no invitation)."""
+    when_now = bindparam("now", type_=UTCDateTime())
     return case(
         (inv.c.id.is_(None), otherwise),
         (inv.c.status == InvitationState.REVOKED, UserStatus.REVOKED.value),
@@ -104,8 +105,13 @@ def _status(inv: Subquery, enr: Subquery, now: datetime, otherwise: Any) -> Colu
     )
 
 
-def _directory(snapshot: Snapshot, now: datetime) -> Subquery:
-    """Every user with its status: the snapshot's users, then those invited since."""
+@cache
+def _directory() -> Subquery:
+    """Every user with its status: the snapshot's users, then those invited since.
+
+    Built once (building it costs more than running it); the time of the view (`now`) and
+    of the last refresh (`refreshed_at`) are bound at each execution (_params).
+    """
     inv = _latest(
         select(Invitation).where(Invitation.status.in_(MEANINGFUL_INVITATION)),
         Invitation.user_name_key,
@@ -124,10 +130,33 @@ def _directory(snapshot: Snapshot, now: datetime) -> Subquery:
         Enrollment.id.desc(),
     )
     d = DirectoryUser
+    # Most users were not invited by the portal: their status is the stored column, and
+    # an index probe on invitations.user_name_key tells them apart without a join.
+    invited_ever = exists().where(
+        Invitation.user_name_key == d.user_name_key,
+        Invitation.status.in_(MEANINGFUL_INVITATION),
+    )
+    plain = select(
+        d.user_name,
+        d.user_name_key.label("key"),
+        d.iam_status.label("status"),
+        null().label("email"),
+        null().label("invited_by"),
+        null().label("invited_at"),
+        null().label("invite_expires_at"),
+        null().label("enrolled_at"),
+        null().label("enabled_at"),
+        d.virtual_mfa_serials,
+        d.mfa_active,
+        d.password_last_used,
+        d.in_mfa_group,
+        d.has_password,
+        true().label("in_snapshot"),
+    ).where(~invited_ever)
     seen = select(
         d.user_name,
         d.user_name_key.label("key"),
-        _status(inv, enr, now, d.iam_status).label("status"),
+        _status(inv, enr, null()).label("status"),
         inv.c.email,
         inv.c.invited_by,
         inv.c.created_at.label("invited_at"),
@@ -141,23 +170,20 @@ def _directory(snapshot: Snapshot, now: datetime) -> Subquery:
         d.has_password,
         true().label("in_snapshot"),
     ).select_from(
-        d.__table__.outerjoin(inv, inv.c.user_name_key == d.user_name_key).outerjoin(
+        d.__table__.join(inv, inv.c.user_name_key == d.user_name_key).outerjoin(
             enr, enr.c.invitation_id == inv.c.id
         )
     )
     # Invited after the last refresh: the IAM user exists (the invite created it inside the
     # MFA group) but the snapshot has not seen it yet. Invited before it and not found by
     # it: gone from IAM.
-    since = (
-        true()
-        if snapshot.refreshed_at is None
-        else inv.c.created_at > literal(snapshot.refreshed_at, UTCDateTime())
-    )
+    refreshed = bindparam("refreshed_at", type_=UTCDateTime())
+    since = or_(refreshed.is_(None), inv.c.created_at > refreshed)
     unseen = (
         select(
             inv.c.user_name,
             inv.c.user_name_key.label("key"),
-            _status(inv, enr, now, null()).label("status"),
+            _status(inv, enr, null()).label("status"),
             inv.c.email,
             inv.c.invited_by,
             inv.c.created_at.label("invited_at"),
@@ -175,7 +201,11 @@ def _directory(snapshot: Snapshot, now: datetime) -> Subquery:
         .where(inv.c.status != InvitationState.REVOKED, since)
         .where(~exists().where(d.user_name_key == inv.c.user_name_key))
     )
-    return union_all(seen, unseen).subquery("directory")
+    return union_all(plain, seen, unseen).subquery("directory")
+
+
+def _params(portal: Portal, snapshot: Snapshot) -> dict[str, Any]:
+    return {"now": portal.clock(), "refreshed_at": snapshot.refreshed_at}
 
 
 def _filters(directory: Subquery, status: str | None, query: str | None) -> list[Any]:
@@ -222,21 +252,36 @@ def _row(r: Any, snapshot: Snapshot) -> DirectoryRow:
     )
 
 
+@cache
+def _order(directory: Subquery) -> ColumnElement[int]:
+    """What needs an admin first (statuses.STATUSES' order)."""
+    return case({str(s): i for i, s in enumerate(STATUSES)}, value=directory.c.status)
+
+
 def _rows(
     session: Session,
     directory: Subquery,
     snapshot: Snapshot,
+    params: dict[str, Any],
     where: list[Any],
     *,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[DirectoryRow]:
     # What needs an admin first (statuses.STATUSES' order), then by name.
-    order = case({str(s): i for i, s in enumerate(STATUSES)}, value=directory.c.status)
-    stmt = select(directory).where(*where).order_by(order, directory.c.key)
-    if limit is not None:
-        stmt = stmt.limit(limit).offset(offset)
-    return [_row(r, snapshot) for r in session.execute(stmt)]
+    ordered = (_order(directory), directory.c.key)
+    if limit is None:
+        stmt = select(directory).where(*where).order_by(*ordered)
+        return [_row(r, snapshot) for r in session.execute(stmt, params)]
+    # Sort the narrow (status, name) pairs, then read the page's own rows: sorting every
+    # row whole would carry 5,000 rows' columns through the sort for 50 of them.
+    keys = select(directory.c.key).where(*where).order_by(*ordered).limit(limit).offset(offset)
+    page = list(session.scalars(keys, params))
+    found = {
+        r.key: r
+        for r in session.execute(select(directory).where(directory.c.key.in_(page)), params)
+    }
+    return [_row(found[key], snapshot) for key in page if key in found]
 
 
 def list_users(
@@ -253,18 +298,20 @@ def list_users(
     page = max(1, page)  # past the last page: no rows (an API client stops there)
     with portal.db.session() as session:
         snapshot = stored_snapshot(session)
-        directory = _directory(snapshot, portal.clock())
+        directory, params = _directory(), _params(portal, snapshot)
         grouped = select(directory.c.status, func.count()).group_by(directory.c.status)
-        counted: dict[str, int] = {status: n for status, n in session.execute(grouped)}
+        counted: dict[str, int] = {status: n for status, n in session.execute(grouped, params)}
         counts: dict[str, int] = {s: counted.get(s, 0) for s in STATUSES}
         where = _filters(directory, where_status, query)
         if (query or "").strip():
-            total = session.scalar(select(func.count()).select_from(directory).where(*where)) or 0
+            counting = select(func.count()).select_from(directory).where(*where)
+            total = session.scalar(counting, params) or 0
         else:
             total = counts[where_status] if where_status else sum(counts.values())
         rows = _rows(
-            session, directory, snapshot, where, limit=per_page, offset=(page - 1) * per_page
-        )
+            session, directory, snapshot, params, where, limit=per_page,
+            offset=(page - 1) * per_page,
+        )  # fmt: skip
     return DirectoryPage(
         rows=rows,
         page=page,
@@ -283,5 +330,6 @@ def export_rows(
     """Every row matching the filter (all pages), in the dashboard's order."""
     with portal.db.session() as session:
         snapshot = stored_snapshot(session)
-        directory = _directory(snapshot, portal.clock())
-        return _rows(session, directory, snapshot, _filters(directory, status, query))
+        directory = _directory()
+        where = _filters(directory, status, query)
+        return _rows(session, directory, snapshot, _params(portal, snapshot), where)
