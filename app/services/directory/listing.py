@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -136,16 +137,19 @@ def _directory() -> Subquery:
         Invitation.user_name_key == d.user_name_key,
         Invitation.status.in_(MEANINGFUL_INVITATION),
     )
+    # The union's columns take their types from this first SELECT: typed NULLs, so the
+    # times of the other arms come back as datetimes.
+    no_time = type_coerce(null(), UTCDateTime())
     plain = select(
         d.user_name,
         d.user_name_key.label("key"),
         d.iam_status.label("status"),
         null().label("email"),
         null().label("invited_by"),
-        null().label("invited_at"),
-        null().label("invite_expires_at"),
-        null().label("enrolled_at"),
-        null().label("enabled_at"),
+        no_time.label("invited_at"),
+        no_time.label("invite_expires_at"),
+        no_time.label("enrolled_at"),
+        no_time.label("enabled_at"),
         d.virtual_mfa_serials,
         d.mfa_active,
         d.password_last_used,
