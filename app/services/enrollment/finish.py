@@ -31,36 +31,31 @@ log = logging.getLogger("iam_onboard.enrollment")
 
 @dataclass(frozen=True)
 class FinishReads:
-    """The reads the finish step needs, started while EnableMFADevice and its check run.
+    """The read the finish step needs, started while EnableMFADevice runs.
 
-    On real AWS each call is a round trip: two reads fewer one after the other on the page a
-    new hire waits for. If the codes are refused, the answers are simply not used.
+    On real AWS each call is a round trip: one read fewer one after the other on the page a
+    new hire waits for. If the codes are refused, the answer is simply not used. (The groups
+    are not read: AddUserToGroup of a member already in the group succeeds and changes
+    nothing, in AWS as in the sandbox.)
     """
 
-    groups: Future[list[str]] | None
     policy: Future[dict[str, Any] | None] | None
 
     @classmethod
     def start(cls, portal: Portal, enr: Enrollment, inv: Invitation) -> FinishReads:
-        user = enr.user_name
-        wants_groups = bool(inv.extra_groups) or inv.enforce_at is not None
         # The same conditions as _ensure_login_profile's own read of the policy.
         wants_policy = enr.temp_password_encrypted is None and (
             not inv.existing_user or inv.replace_login_profile
         )
         return cls(
-            groups=in_background(lambda: portal.iam().groups_for_user(user))
-            if wants_groups
-            else None,
             policy=in_background(lambda: portal.iam().password_policy()) if wants_policy else None,
         )
 
     def settle(self) -> None:
-        """Let no read outlive the request: unused ones are cancelled or waited for (their
-        answers and errors dropped), so none runs on unobserved after the page is sent."""
-        reads: list[Future[Any] | None] = [self.groups, self.policy]
-        pending = [f for f in reads if f is not None and not f.cancel()]
-        wait(pending)
+        """Let no read outlive the request: an unused one is cancelled or waited for (its
+        answer and error dropped), so none runs on unobserved after the page is sent."""
+        if self.policy is not None and not self.policy.cancel():
+            wait([self.policy])
 
 
 # -- bind: groups, console password, invitation used -----------------------------------------
@@ -94,9 +89,7 @@ def finish(
     # The groups and the console password need only the bound device, not each other: on
     # real AWS each call is a round trip, so they go at once (the groups on a gateway of
     # their own: a gateway's last_request_id is not shared safely).
-    groups = (
-        in_background(lambda: _add_groups(portal, user, wanted, reads, actor)) if wanted else None
-    )
+    groups = in_background(lambda: _add_groups(portal, user, wanted, actor)) if wanted else None
     step = "iam.create_login_profile"
     made_password, password_request_id = False, None
     failure: AwsError | None = None
@@ -149,22 +142,15 @@ def finish(
         _notify_inviter(portal, inv.id)
 
 
-def _add_groups(
-    portal: Portal, user: str, wanted: list[str], reads: FinishReads | None, actor: Actor
-) -> None:
-    """AddUserToGroup for each wanted group the user is not in yet."""
+def _add_groups(portal: Portal, user: str, wanted: list[str], actor: Actor) -> None:
+    """AddUserToGroup for each wanted group; a group the user is already in stays as it is."""
     iam = portal.iam()
-    if reads is not None and reads.groups is not None:
-        have = set(reads.groups.result())
-    else:
-        have = set(iam.groups_for_user(user))
     for group in wanted:
-        if group not in have:
-            iam.add_user_to_group(user, group)
-            record(
-                portal, actor, "iam.add_user_to_group", user, request_id=iam.last_request_id,
-                detail=group,
-            )  # fmt: skip
+        iam.add_user_to_group(user, group)
+        record(
+            portal, actor, "iam.add_user_to_group", user, request_id=iam.last_request_id,
+            detail=group,
+        )  # fmt: skip
 
 
 def _ensure_login_profile(
