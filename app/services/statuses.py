@@ -37,7 +37,7 @@ STATUSES = (
     MFA_UNMANAGED,
     REVOKED,
 )
-ORDER = {status: index for index, status in enumerate(STATUSES)}
+ORDER: dict[str, int] = {status: index for index, status in enumerate(STATUSES)}
 
 # Invitation states that say something about the user; `creating` and `failed` do not
 # (a failed invite of a name that already existed must not make that user "managed").

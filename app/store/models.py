@@ -229,6 +229,8 @@ class DirectoryUser(Base):
     """The cached snapshot of one IAM user, rebuilt by each dashboard refresh."""
 
     __tablename__ = "directory_users"
+    # A page of the users the portal did not invite is read off this index in order.
+    __table_args__ = (Index("ix_directory_users_rank_key", "iam_rank", "user_name_key"),)
 
     user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str | None] = mapped_column(String(128))
@@ -245,6 +247,7 @@ class DirectoryUser(Base):
     # a user the portal invited takes its status from the invitation at read time instead.
     user_name_key: Mapped[str | None] = mapped_column(String(64), index=True)
     iam_status: Mapped[str | None] = mapped_column(String(32))
+    iam_rank: Mapped[int | None] = mapped_column(Integer)  # iam_status's place in the order
 
 
 class DirectorySnapshot(Base):

@@ -66,6 +66,7 @@ def fill(portal: Portal) -> None:
     for i in range(120):
         name = f"User{i:03d}"
         has_mfa, in_group = rng.random() < 0.5, rng.random() < 0.7
+        plain = iam_status(has_mfa=has_mfa, in_mfa_group=in_group)
         serials = [f"arn:aws:iam::1:mfa/{name}"] if has_mfa and rng.random() < 0.8 else []
         users.append(
             DirectoryUser(
@@ -76,7 +77,8 @@ def fill(portal: Portal) -> None:
                 mfa_active=has_mfa,
                 has_password=rng.random() < 0.5,
                 status="stale",  # what an old refresh stored: the listing must not trust it
-                iam_status=iam_status(has_mfa=has_mfa, in_mfa_group=in_group),
+                iam_status=plain,
+                iam_rank=ORDER[plain],
                 refreshed_at=REFRESHED,
             )
         )

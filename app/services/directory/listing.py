@@ -1,18 +1,20 @@
 """The directory as the dashboard and the API list it: statuses, filters, pages.
 
-Paged, filtered and counted in SQL: a page view at 5,000 users costs about what it costs at 50
-(the rows of one page are built in Python, not the whole directory's). A user's status is the
-CASE below, the SQL twin of statuses.compute_status: users the portal invited follow their
-latest meaningful invitation (and its latest enrollment) at the time of the view; the others
-take directory_users.iam_status, stored at the refresh.
-"""
+Paged, filtered and counted in SQL, so a page view at 5,000 users costs about what it costs at
+50: only the page's rows are built in Python. A user's status is the CASE in _status, the SQL
+twin of statuses.compute_status: users the portal invited follow their latest meaningful
+invitation (and its latest enrollment) at the time of the view; the others, nearly everyone in
+a large account, take the status stored at the refresh (directory_users.iam_status, with its
+place in the order, iam_rank), so their counts and their part of a page come off an index."""
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +37,7 @@ from sqlalchemy.sql.selectable import Subquery
 
 from app.services.directory.records import Snapshot, stored_snapshot
 from app.services.portal import Portal
-from app.services.statuses import MEANINGFUL_INVITATION, STATUSES, parse_status
+from app.services.statuses import MEANINGFUL_INVITATION, ORDER, STATUSES, parse_status
 from app.store.models import DirectoryUser, Enrollment, Invitation, UTCDateTime
 from app.store.states import (
     BOUND_ENROLLMENT,
@@ -108,10 +110,23 @@ def _status(inv: Subquery, enr: Subquery, otherwise: Any) -> ColumnElement[str]:
 
 @cache
 def _directory() -> Subquery:
-    """Every user with its status: the snapshot's users, then those invited since.
+    """Every user with its status (the three arms of _arms, as one table)."""
+    return union_all(*_arms()).subquery("directory")
 
-    Built once (building it costs more than running it); the time of the view (`now`) and
-    of the last refresh (`refreshed_at`) are bound at each execution (_params).
+
+@cache
+def _managed() -> Subquery:
+    """The users the portal invited (the two arms that work out a status)."""
+    _plain, seen, unseen = _arms()
+    return union_all(seen, unseen).subquery("managed")
+
+
+@cache
+def _arms() -> tuple[Any, Any, Any]:
+    """Users the portal did not invite, invited users in the snapshot, invited since.
+
+    Built once (building them costs more than running them); the time of the view (`now`)
+    and of the last refresh (`refreshed_at`) are bound at each execution (_params).
     """
     inv = _latest(
         select(Invitation).where(Invitation.status.in_(MEANINGFUL_INVITATION)),
@@ -133,10 +148,6 @@ def _directory() -> Subquery:
     d = DirectoryUser
     # Most users were not invited by the portal: their status is the stored column, and
     # an index probe on invitations.user_name_key tells them apart without a join.
-    invited_ever = exists().where(
-        Invitation.user_name_key == d.user_name_key,
-        Invitation.status.in_(MEANINGFUL_INVITATION),
-    )
     # The union's columns take their types from this first SELECT: typed NULLs, so the
     # times of the other arms come back as datetimes.
     no_time = type_coerce(null(), UTCDateTime())
@@ -156,7 +167,8 @@ def _directory() -> Subquery:
         d.in_mfa_group,
         d.has_password,
         true().label("in_snapshot"),
-    ).where(~invited_ever)
+        d.iam_rank,
+    ).where(_not_invited())
     seen = select(
         d.user_name,
         d.user_name_key.label("key"),
@@ -173,6 +185,7 @@ def _directory() -> Subquery:
         d.in_mfa_group,
         d.has_password,
         true().label("in_snapshot"),
+        d.iam_rank,
     ).select_from(
         d.__table__.join(inv, inv.c.user_name_key == d.user_name_key).outerjoin(
             enr, enr.c.invitation_id == inv.c.id
@@ -200,32 +213,58 @@ def _directory() -> Subquery:
             true().label("in_mfa_group"),
             (inv.c.status == InvitationState.USED).label("has_password"),
             false().label("in_snapshot"),
+            null().label("iam_rank"),
         )
         .select_from(inv.outerjoin(enr, enr.c.invitation_id == inv.c.id))
         .where(inv.c.status != InvitationState.REVOKED, since)
         .where(~exists().where(d.user_name_key == inv.c.user_name_key))
     )
-    return union_all(plain, seen, unseen).subquery("directory")
+    return plain, seen, unseen
 
 
 def _params(portal: Portal, snapshot: Snapshot) -> dict[str, Any]:
     return {"now": portal.clock(), "refreshed_at": snapshot.refreshed_at}
 
 
-def _filters(directory: Subquery, status: str | None, query: str | None) -> list[Any]:
+@cache
+def _not_invited() -> ColumnElement[bool]:
+    """A directory user with no invitation that says something about it."""
+    return ~exists().where(
+        Invitation.user_name_key == DirectoryUser.user_name_key,
+        Invitation.status.in_(MEANINGFUL_INVITATION),
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    """One status filter and search, as conditions on each table they are read from."""
+
+    all: list[Any]  # on _directory()
+    plain: list[Any]  # on directory_users, for the users the portal did not invite
+    managed: list[Any]  # on _managed()
+
+
+def _filters(status: str | None, query: str | None) -> Filters:
     wanted = parse_status(status) if status else None
     needle = (query or "").strip().lower()
-    where: list[Any] = []
-    if wanted is not None:
-        where.append(directory.c.status == wanted)
-    if needle:
-        # User names are ASCII (IAM's rule), so the stored key is already what lower() gives.
-        where.append(
-            or_(
-                directory.c.key.contains(needle, autoescape=True),
-                func.lower(directory.c.email).contains(needle, autoescape=True),
+    directory, managed, d = _directory(), _managed(), DirectoryUser
+    where = Filters([], [_not_invited()], [])
+    for table in (directory, managed):
+        conditions = where.all if table is directory else where.managed
+        if wanted is not None:
+            conditions.append(table.c.status == wanted)
+        if needle:
+            # User names are ASCII (IAM's rule): the stored key is already what lower() gives.
+            conditions.append(
+                or_(
+                    table.c.key.contains(needle, autoescape=True),
+                    func.lower(table.c.email).contains(needle, autoescape=True),
+                )
             )
-        )
+    if wanted is not None:
+        where.plain.append(d.iam_status == wanted)
+    if needle:
+        where.plain.append(d.user_name_key.contains(needle, autoescape=True))
     return where
 
 
@@ -267,25 +306,74 @@ def _rows(
     directory: Subquery,
     snapshot: Snapshot,
     params: dict[str, Any],
-    where: list[Any],
+    where_of: Filters,
     *,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[DirectoryRow]:
-    # What needs an admin first (statuses.STATUSES' order), then by name.
-    ordered = (_order(directory), directory.c.key)
     if limit is None:
-        stmt = select(directory).where(*where).order_by(*ordered)
+        # What needs an admin first (statuses.STATUSES' order), then by name.
+        ordered = (_order(directory), directory.c.key)
+        stmt = select(directory).where(*where_of.all).order_by(*ordered)
         return [_row(r, snapshot) for r in session.execute(stmt, params)]
-    # Sort the narrow (status, name) pairs, then read the page's own rows: sorting every
-    # row whole would carry 5,000 rows' columns through the sort for 50 of them.
-    keys = select(directory.c.key).where(*where).order_by(*ordered).limit(limit).offset(offset)
-    page = list(session.scalars(keys, params))
+    page = _page_keys(session, params, where_of, limit=limit, offset=offset)
+    # Each arm read on its own, so the names reach the index on directory_users.
+    plain, managed = _arms()[0], _managed()
     found = {
         r.key: r
-        for r in session.execute(select(directory).where(directory.c.key.in_(page)), params)
+        for stmt in (
+            plain.where(DirectoryUser.user_name_key.in_(page)),
+            select(managed).where(managed.c.key.in_(page)),
+        )
+        for r in session.execute(stmt, params)
     }
     return [_row(found[key], snapshot) for key in page if key in found]
+
+
+def _page_keys(
+    session: Session, params: dict[str, Any], where_of: Filters, *, limit: int, offset: int
+) -> list[str]:
+    """The names on one page, in order. The users the portal did not invite come straight
+    off the index on (iam_rank, user_name_key), only as far as the page reaches; the few it
+    invited are sorted here; the two sorted runs merge."""
+    d = DirectoryUser
+    plain = (
+        select(d.iam_rank, d.user_name_key)
+        .where(*where_of.plain)
+        .order_by(d.iam_rank, d.user_name_key)
+        .limit(offset + limit)
+    )
+    managed = _managed()
+    invited = sorted(
+        (ORDER[status], key)
+        for key, status in session.execute(
+            select(managed.c.key, managed.c.status).where(*where_of.managed), params
+        ).tuples()
+    )
+    merged = heapq.merge(session.execute(plain, params).tuples(), invited)
+    return [key for _rank, key in islice(merged, offset, offset + limit)]
+
+
+def _counts(session: Session, params: dict[str, Any]) -> dict[str, int]:
+    """Users per status: every snapshot user by its stored rank (off the index), then the few
+    the portal invited moved from their IAM status to the one their invitation gives."""
+    d, managed = DirectoryUser, _managed()
+    counted: dict[str, int] = {}
+
+    def iam_status_of(rank: int | None) -> str:
+        return STATUSES[rank] if rank is not None else UserStatus.NO_MFA  # not refreshed since
+
+    by_rank = select(d.iam_rank, func.count()).group_by(d.iam_rank)
+    for rank, n in session.execute(by_rank).tuples():
+        counted[iam_status_of(rank)] = counted.get(iam_status_of(rank), 0) + n
+    moved = select(
+        managed.c.status, managed.c.in_snapshot, managed.c.iam_rank, func.count()
+    ).group_by(managed.c.status, managed.c.in_snapshot, managed.c.iam_rank)
+    for status, in_snapshot, rank, n in session.execute(moved, params).tuples():
+        counted[status] = counted.get(status, 0) + n
+        if in_snapshot:  # counted above by its IAM status
+            counted[iam_status_of(rank)] -= n
+    return counted
 
 
 def list_users(
@@ -303,12 +391,11 @@ def list_users(
     with portal.db.session() as session:
         snapshot = stored_snapshot(session)
         directory, params = _directory(), _params(portal, snapshot)
-        grouped = select(directory.c.status, func.count()).group_by(directory.c.status)
-        counted: dict[str, int] = {status: n for status, n in session.execute(grouped, params)}
+        counted = _counts(session, params)
         counts: dict[str, int] = {s: counted.get(s, 0) for s in STATUSES}
-        where = _filters(directory, where_status, query)
+        where = _filters(where_status, query)
         if (query or "").strip():
-            counting = select(func.count()).select_from(directory).where(*where)
+            counting = select(func.count()).select_from(directory).where(*where.all)
             total = session.scalar(counting, params) or 0
         else:
             total = counts[where_status] if where_status else sum(counts.values())
@@ -335,5 +422,5 @@ def export_rows(
     with portal.db.session() as session:
         snapshot = stored_snapshot(session)
         directory = _directory()
-        where = _filters(directory, status, query)
+        where = _filters(status, query)
         return _rows(session, directory, snapshot, _params(portal, snapshot), where)
