@@ -19,7 +19,7 @@ from app.main import create_app
 from app.sandbox import Sandbox
 from app.services.invitations import invite_user
 from app.services.portal import Actor, Portal
-from app.store.models import Enrollment, Invitation
+from app.store.models import AuditEvent, Enrollment, Invitation
 from tests.faultproxy import FaultProxy
 from tests.faults.conftest import (
     RETRIED,
@@ -193,3 +193,26 @@ def test_enrollment_under_a_fault_finishes_with_one_bound_device(
         assert hire.problems == [], "a single retried fault reached the new hire"
     assert proxy.count("EnableMFADevice") >= 1
     assert_enrolled(fportal, iam_client, hire)
+
+
+def test_a_failed_group_beside_a_made_password_is_audited_and_finished_once(
+    fportal: Portal, proxy: FaultProxy, hire: NewHire, iam_client: Any
+):
+    # The extra group and the console password go at once: the group fails (AWS refuses it
+    # every time until the person's retry), the password is made all the same.
+    proxy.inject("ConcurrentModification", action="AddUserToGroup")
+    hire.walk()
+    assert len(hire.problems) >= 1
+    assert_enrolled(fportal, iam_client, hire)
+    with fportal.db.session() as s:
+        events = [
+            (e.action, e.outcome)
+            for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))
+            if e.action in ("iam.add_user_to_group", "iam.create_login_profile")
+        ]
+    # The password once (made at the first try, found at the retry), the group's failure, then
+    # the group at the retry.
+    assert events.count(("iam.create_login_profile", "ok")) == 1
+    assert ("iam.add_user_to_group", "failed") in events
+    assert events[-1] == ("iam.add_user_to_group", "ok")
+    assert proxy.count("CreateLoginProfile") == 1

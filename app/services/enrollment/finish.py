@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.aws.errors import AwsError, EntityAlreadyExists, NoSuchEntity
 from app.aws.iam import IamGateway
@@ -90,40 +91,39 @@ def finish(
     # real AWS each call is a round trip, so they go at once (the groups on a gateway of
     # their own: a gateway's last_request_id is not shared safely).
     groups = in_background(lambda: _add_groups(portal, user, wanted, actor)) if wanted else None
-    step = "iam.create_login_profile"
     made_password, password_request_id = False, None
-    failure: AwsError | None = None
+    failures: list[tuple[str, AwsError]] = []
     try:
         made_password = _ensure_login_profile(
             portal, iam, enr, inv, actor, policy=reads.policy if reads is not None else None
         )
         password_request_id = iam.last_request_id
     except AwsError as exc:
-        failure = exc
+        failures.append(("iam.create_login_profile", exc))
     if groups is not None:
         try:
             groups.result()
         except AwsError as exc:
-            step, failure = "iam.add_user_to_group", exc  # the first of the two steps
-    if failure is not None:
-        record(
-            portal, actor, step, user, outcome="failed", request_id=failure.request_id,
-            detail=failure.message,
-        )  # fmt: skip
+            failures.insert(0, ("iam.add_user_to_group", exc))
+    if failures:
+        if made_password:  # done in AWS all the same; a retry finds it and makes no other
+            _record_password(portal, actor, user, password_request_id)
+        for step, problem in failures:
+            record(
+                portal, actor, step, user, outcome="failed", request_id=problem.request_id,
+                detail=problem.message,
+            )  # fmt: skip
+        first = failures[0][1]
         raise FinishIncomplete(
             _(
                 "Your MFA device is set up, but finishing your account did not work yet: "
                 "{problem} Press Finish to try again."
-            ).format(problem=failure.message)
-        ) from failure
+            ).format(problem=first.message)
+        ) from first
     now = portal.clock()
     with portal.db.session() as session:
         if made_password:  # what AWS did, recorded with the state it completes
-            record(
-                portal, actor, "iam.create_login_profile", user, session=session,
-                request_id=password_request_id,
-                detail="temporary password, change required at first sign-in",
-            )  # fmt: skip
+            _record_password(portal, actor, user, password_request_id, session=session)
         session.execute(
             update(Invitation)
             .where(Invitation.id == inv.id)
@@ -140,6 +140,20 @@ def finish(
         )  # fmt: skip
     if looks_like_email(inv.invited_by):  # the API and the CLI have no address to tell
         _notify_inviter(portal, inv.id)
+
+
+def _record_password(
+    portal: Portal,
+    actor: Actor,
+    user: str,
+    request_id: str | None,
+    *,
+    session: Session | None = None,
+) -> None:
+    record(
+        portal, actor, "iam.create_login_profile", user, session=session, request_id=request_id,
+        detail="temporary password, change required at first sign-in",
+    )  # fmt: skip
 
 
 def _add_groups(portal: Portal, user: str, wanted: list[str], actor: Actor) -> None:
