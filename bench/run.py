@@ -69,6 +69,15 @@ FLOOR_CHAIN = (
 CALLS_PER_INVITATION = 2
 
 summary: dict[str, str] = {}
+SUMMARY_ORDER = (
+    "journey_vs_floor",
+    "bulk_vs_best",
+    "refresh_calls_5000",
+    "page_5000_vs_50",
+    "landing_vs_bare",
+    "peak_rss_mib",
+    "server_cpu_ms_per_journey",
+)
 
 
 def free_port() -> int:
@@ -692,8 +701,9 @@ def main() -> None:
             boxes.slow.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n## Summary")
-    for name, value in summary.items():
-        print(f"{name}: {value}")
+    for name in SUMMARY_ORDER:
+        if name in summary:
+            print(f"{name}: {summary[name]}")
 
 
 if __name__ == "__main__":
