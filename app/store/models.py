@@ -249,6 +249,8 @@ class DirectoryUser(Base):
     """The cached snapshot of one IAM user, rebuilt by each dashboard refresh."""
 
     __tablename__ = "directory_users"
+    # A page of the users the portal did not invite is read off this index in order.
+    __table_args__ = (Index("ix_directory_users_rank_key", "iam_rank", "user_name_key"),)
 
     user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str | None] = mapped_column(String(128))
@@ -260,6 +262,12 @@ class DirectoryUser(Base):
     mfa_active: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(32), index=True)
     refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the dashboard pages, filters and counts on in SQL (app/services/directory/listing.py):
+    # the name as IAM compares it (case-insensitively) and the status from IAM's facts alone;
+    # a user the portal invited takes its status from the invitation at read time instead.
+    user_name_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    iam_status: Mapped[str | None] = mapped_column(String(32))
+    iam_rank: Mapped[int | None] = mapped_column(Integer)  # iam_status's place in the order
 
 
 class DirectorySnapshot(Base):
