@@ -50,7 +50,9 @@ class OidcProvider:
 
     def next_id_token(self, claims: dict[str, Any] | None = None, kid: str = "k1") -> None:
         """The next token response carries its ID token changed so, signed with `kid`."""
-        r = self._http.post(f"{self.issuer}/test/next-id-token", json={"claims": claims or {}, "kid": kid})
+        r = self._http.post(
+            f"{self.issuer}/test/next-id-token", json={"claims": claims or {}, "kid": kid}
+        )
         r.raise_for_status()
 
     def publish_key(self, kid: str) -> None:
@@ -70,7 +72,9 @@ class OidcProvider:
 def start_oidc_provider(skip_or_fail: Callable[[str], None]) -> OidcProvider:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
-        skip_or_fail("node and npm are needed for the OpenID Provider tests (apt-get install nodejs npm)")
+        skip_or_fail(
+            "node and npm are needed for the OpenID Provider tests (apt-get install nodejs npm)"
+        )
     assert node and npm
     if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         done = subprocess.run(  # noqa: S603 - npm from PATH, fixed arguments
@@ -95,7 +99,10 @@ def start_oidc_provider(skip_or_fail: Callable[[str], None]) -> OidcProvider:
         if process.poll() is not None:
             break
         try:
-            if httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2).status_code == 200:
+            if (
+                httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2).status_code
+                == 200
+            ):
                 return OidcProvider(issuer=issuer, process=process, log_path=log_path)
         except httpx.HTTPError:
             pass

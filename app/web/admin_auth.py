@@ -210,6 +210,7 @@ def _local_refused(request: Request, portal: PortalDep) -> Response | None:
                 "Sign in with {provider}."
             ).format(provider=sso.provider_name(portal)),
             "back": "/admin/sign-in",
+            "headline": _("Not signed in"),
         },
         status_code=403,
     )

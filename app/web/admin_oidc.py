@@ -36,9 +36,7 @@ def _require_sso(portal: PortalDep) -> None:
         raise NotFound(_("Sign-in with an identity provider is not set up."))
 
 
-def refused_page(
-    request: Request, message: str, *, back: str, status_code: int = 403
-) -> Response:
+def refused_page(request: Request, message: str, *, back: str, status_code: int = 403) -> Response:
     return render(
         request,
         "admin/oidc_refused.html",
@@ -61,9 +59,7 @@ def start(request: Request, portal: PortalDep, next: str = "") -> Response:
 
 
 @router.get("/admin/oidc/step-up")
-def start_step_up(
-    request: Request, portal: PortalDep, admin: AdminDep, next: str = ""
-) -> Response:
+def start_step_up(request: Request, portal: PortalDep, admin: AdminDep, next: str = "") -> Response:
     """Off to the provider for a fresh login (prompt=login, max_age=0) before a destructive
     action; the admin's session stays as it is and holds the flow."""
     _require_sso(portal)
@@ -141,7 +137,7 @@ def _refused(
     next_path: str,
 ) -> Response:
     if step_up:
-        return refused_page(request, exc.message, back=next_path)
+        return refused_page(request, exc.message, back=next_path, step_up=True)
     # A half-done sign-in is worth nothing: the visitor starts over with a fresh anonymous id.
     session = getattr(request.state, "web_session", None)
     if session is None or session.kind != "admin":

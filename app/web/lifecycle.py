@@ -18,11 +18,11 @@ from app.errors import Conflict, NotFound, PortalError, ValidationError
 from app.i18n import _
 from app.security.tokens import new_token
 from app.services import admins, directory, statuses
+from app.services.admins import sso
 from app.services.invitations import InviteResult
 from app.services.lifecycle import lost_device, offboarding, plans, waiting
 from app.services.lifecycle.links import LinkResult
 from app.services.notifications import MailDelivery, send_invite_mail
-from app.services.admins import sso
 from app.services.sessions import end_session, update_session_data
 from app.web.deps import AdminContext, AdminDep, PortalDep, session_raw_id
 from app.web.templating import render

@@ -32,9 +32,7 @@ class SsoPortal:
     provider: OidcProvider
 
     def callback_for(self, login: str, start: str = "/admin/oidc/start") -> str:
-        return walk_to_callback(
-            self.client, f"{self.url}{start}", login=login, portal_url=self.url
-        )
+        return walk_to_callback(self.client, f"{self.url}{start}", login=login, portal_url=self.url)
 
     def sign_in(self, login: str) -> httpx.Response:
         return self.client.get(self.callback_for(login), follow_redirects=False)
@@ -180,9 +178,7 @@ def test_a_rotated_key_is_picked_up_and_an_unknown_key_is_refused(sso: SsoPortal
     assert "signature not valid" in (failed[-1].detail or "")
 
 
-def test_step_up_for_offboarding_is_a_fresh_login_at_the_provider(
-    sso: SsoPortal, iam_client: Any
-):
+def test_step_up_for_offboarding_is_a_fresh_login_at_the_provider(sso: SsoPortal, iam_client: Any):
     iam_client.create_user(UserName="zed", Tags=MANAGED)
     assert sso.sign_in("alice").status_code == 303
     path = "/admin/users/zed/offboard"

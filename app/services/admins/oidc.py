@@ -154,9 +154,7 @@ def _keys(portal: Portal, *, refresh: bool) -> KeySet:
             try:
                 cache.keys = KeySet.import_key_set(_get_json(jwks_uri))  # type: ignore[arg-type]
             except (ValueError, JoseError) as exc:
-                raise OidcUnavailable(
-                    _("The identity provider's keys cannot be read.")
-                ) from exc
+                raise OidcUnavailable(_("The identity provider's keys cannot be read.")) from exc
         return cache.keys
 
 

@@ -77,9 +77,7 @@ def _allowed(portal: Portal, identity: Identity) -> str | None:
     return None
 
 
-def _refuse(
-    portal: Portal, identity: Identity, reason: str, source_ip: str | None
-) -> NoReturn:
+def _refuse(portal: Portal, identity: Identity, reason: str, source_ip: str | None) -> NoReturn:
     refused = OidcRefused(
         _(
             "Your account at {provider} is not allowed to administer this portal. Ask an admin "
