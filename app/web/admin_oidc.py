@@ -36,11 +36,14 @@ def _require_sso(portal: PortalDep) -> None:
         raise NotFound(_("Sign-in with an identity provider is not set up."))
 
 
-def refused_page(request: Request, message: str, *, back: str, status_code: int = 403) -> Response:
+def refused_page(
+    request: Request, message: str, *, back: str, step_up: bool = False, status_code: int = 403
+) -> Response:
+    headline = _("Not confirmed") if step_up else _("Not signed in")
     return render(
         request,
         "admin/oidc_refused.html",
-        {"message": message, "back": back},
+        {"message": message, "back": back, "headline": headline},
         status_code=status_code,
     )
 
