@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,55 +13,17 @@ import pytest
 from sqlalchemy import select
 
 from app.sandbox import Sandbox
-from app.services.bootstrap import bootstrap
-from app.services.portal import CLI_ACTOR, Portal
-from app.store.models import Admin, AuditEvent
-from tests.conftest import make_portal
-from tests.helpers import Clock, csrf_of, free_port, serve_in_thread
+from app.store.models import Admin
+from tests.helpers import csrf_of
 from tests.oidc_support import OidcProvider, walk_to_callback
+from tests.sso_portal import SsoPortal, serve_sso_portal
 
 MANAGED = [{"Key": "iam-onboard:managed", "Value": "true"}]
 
 
-@dataclass
-class SsoPortal:
-    portal: Portal
-    url: str
-    client: httpx.Client
-    provider: OidcProvider
-
-    def callback_for(self, login: str, start: str = "/admin/oidc/start") -> str:
-        return walk_to_callback(self.client, f"{self.url}{start}", login=login, portal_url=self.url)
-
-    def sign_in(self, login: str) -> httpx.Response:
-        return self.client.get(self.callback_for(login), follow_redirects=False)
-
-    def audit(self, action: str) -> list[AuditEvent]:
-        with self.portal.db.session() as session:
-            return list(
-                session.scalars(
-                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-                )
-            )
-
-
-def _serve(
-    aws: Sandbox, sqlite_url: str, provider: OidcProvider, **overrides: Any
-) -> Iterator[SsoPortal]:
-    port = free_port()
-    portal = make_portal(
-        aws, sqlite_url, base_url=f"http://127.0.0.1:{port}", **provider.settings(**overrides)
-    )
-    portal.clock = Clock()
-    bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
-    with serve_in_thread(portal, port=port) as url, httpx.Client(timeout=20) as client:
-        yield SsoPortal(portal, url, client, provider)
-    portal.db.dispose()
-
-
 @pytest.fixture
 def sso(aws: Sandbox, sqlite_url: str, oidc_provider: OidcProvider) -> Iterator[SsoPortal]:
-    yield from _serve(aws, sqlite_url, oidc_provider)
+    yield from serve_sso_portal(aws, sqlite_url, oidc_provider)
 
 
 def _refusal(r: httpx.Response) -> str:
@@ -249,7 +210,7 @@ def test_a_step_up_without_a_fresh_login_or_by_someone_else_is_refused(sso: SsoP
 
 @pytest.fixture
 def sso_only(aws: Sandbox, sqlite_url: str, oidc_provider: OidcProvider) -> Iterator[SsoPortal]:
-    yield from _serve(aws, sqlite_url, oidc_provider, local_admins=False)
+    yield from serve_sso_portal(aws, sqlite_url, oidc_provider, local_admins=False)
 
 
 def test_local_admins_switched_off_are_refused_with_a_clear_page(sso_only: SsoPortal):
