@@ -9,6 +9,7 @@ callback replayed with the same `state` finds nothing.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.errors import NotFound
 from app.i18n import _
 from app.security.tokens import new_token
+from app.services import ratelimit
 from app.services.admins import oidc, sso
 from app.services.sessions import create_session, end_session, update_session_data
 from app.web.common import safe_next
@@ -26,6 +28,9 @@ from app.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 DEFAULT_NEXT = "/admin/dashboard"
+# Each start writes a session row: starts per client address and minute are capped, so a loop
+# of GETs cannot fill the table (rows left behind go with their 10-minute timeout).
+STARTS_PER_MINUTE = 20
 # Session data keys.
 FLOW = "oidc_flow"
 STEP_UP_AT = sso.STEP_UP_AT
@@ -52,6 +57,14 @@ def refused_page(
 def start(request: Request, portal: PortalDep, next: str = "") -> Response:
     """Off to the provider to sign in; a new session row holds the flow until the callback."""
     _require_sso(portal)
+    key = f"oidc-start:{client_ip(request) or 'unknown'}"
+    if not ratelimit.hit(portal, key=key, limit=STARTS_PER_MINUTE, window=timedelta(minutes=1)):
+        return refused_page(
+            request,
+            _("Too many attempts from your network. Wait a minute, then try again."),
+            back="/admin/sign-in",
+            status_code=429,
+        )
     url, flow = oidc.begin(
         portal, purpose=oidc.SIGN_IN, next_path=safe_next(next) if next else DEFAULT_NEXT
     )
@@ -81,6 +94,7 @@ def callback(
     state: str = "",
     code: str = "",
     error: str = "",
+    iss: str = "",
 ) -> Response:
     _require_sso(portal)
     flow: dict[str, Any] | None = None
@@ -92,7 +106,7 @@ def callback(
     next_path = safe_next(str(flow.get("next") or DEFAULT_NEXT)) if flow else DEFAULT_NEXT
     source_ip = client_ip(request)
     try:
-        identity = oidc.finish(portal, flow=flow, state=state, code=code, error=error)
+        identity = oidc.finish(portal, flow=flow, state=state, code=code, error=error, iss=iss)
     except oidc.OidcRefused as exc:
         sso.record_refusal(portal, exc, source_ip=source_ip, step_up=step_up)
         return _refused(request, portal, exc, step_up=step_up, next_path=next_path)

@@ -4,9 +4,11 @@ over real HTTP to a served portal: what the admin sees, what the audit log keeps
 from __future__ import annotations
 
 import html
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -14,8 +16,9 @@ from sqlalchemy import select
 
 from app.sandbox import Sandbox
 from app.store.models import Admin
-from tests.helpers import csrf_of
-from tests.oidc_support import OidcProvider, walk_to_callback
+from tests.conftest import make_portal
+from tests.helpers import csrf_of, free_port, serve_in_thread
+from tests.oidc_support import CLIENT_SECRET, OidcProvider, walk_to_callback
 from tests.sso_portal import SsoPortal, serve_sso_portal
 
 MANAGED = [{"Key": "iam-onboard:managed", "Value": "true"}]
@@ -225,3 +228,68 @@ def test_local_admins_switched_off_are_refused_with_a_clear_page(sso_only: SsoPo
     [event] = sso_only.audit("admin.sign_in")
     assert event.outcome == "failed" and "IAM_ONBOARD_LOCAL_ADMINS=false" in (event.detail or "")
     assert sso_only.sign_in("alice").status_code == 303
+
+
+def test_the_flow_leaves_no_code_state_or_client_secret_in_the_logs(
+    sso: SsoPortal, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG)
+    callback = sso.callback_for("alice")
+    query = parse_qs(urlsplit(callback).query)
+    assert sso.client.get(callback, follow_redirects=False).status_code == 303
+    sso.provider.next_id_token({"aud": "another-client"})
+    refused = sso.client.get(sso.callback_for("alice"), follow_redirects=False)
+    assert refused.status_code == 403
+    # What the portal (and its HTTP calls to the provider) logged; the test's own client logs
+    # the URLs it opens, which is the browser's business.
+    logged = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    )
+    assert "/admin/oidc/callback" in logged
+    for secret in (query["code"][0], query["state"][0], CLIENT_SECRET):
+        assert secret not in logged
+
+
+def test_a_provider_that_cannot_be_reached_is_said_plainly(aws: Sandbox, sqlite_url: str):
+    port, dead = free_port(), free_port()
+    portal = make_portal(
+        aws,
+        sqlite_url,
+        base_url=f"http://127.0.0.1:{port}",
+        oidc_issuer=f"http://127.0.0.1:{dead}",
+        oidc_client_id="iam-onboard",
+        oidc_client_secret="x",
+        oidc_admin_groups=["iam-admins"],
+    )
+    with serve_in_thread(portal, port=port) as url, httpx.Client(timeout=20) as client:
+        page = client.get(f"{url}/admin/sign-in")
+        assert "Sign in with 127.0.0.1" in page.text and 'name="password"' in page.text
+        r = client.get(f"{url}/admin/oidc/start", follow_redirects=False)
+        assert r.status_code == 502
+        assert "identity provider cannot be reached" in html.unescape(r.text)
+    portal.db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("change", "says", "reason"),
+    [
+        ({"iss": "http://127.0.0.1:1"}, "could not be accepted", "another issuer in the callback"),
+        (
+            {"error": "access_denied", "code": None},
+            "did not sign you in",
+            "provider answered access_denied",
+        ),
+    ],
+    ids=["callback-from-another-issuer", "provider-said-no"],
+)
+def test_a_callback_from_another_issuer_or_with_an_error_is_refused(
+    sso: SsoPortal, change: dict[str, str | None], says: str, reason: str
+):
+    callback = urlsplit(sso.callback_for("alice"))
+    query = {k: v[0] for k, v in parse_qs(callback.query).items()}
+    query.update(change)
+    params = {k: v for k, v in query.items() if v is not None}
+    r = sso.client.get(callback._replace(query="").geturl(), params=params, follow_redirects=False)
+    assert says in _refusal(r)
+    [event] = sso.audit("admin.sign_in")
+    assert event.outcome == "failed" and reason in (event.detail or "")

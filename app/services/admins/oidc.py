@@ -226,6 +226,7 @@ def finish(
     state: str,
     code: str,
     error: str = "",
+    iss: str = "",
 ) -> Identity:
     """Check the callback against the kept flow, exchange the code and check the ID token."""
     if not flow or not state or not hmac.compare_digest(str(flow.get("state", "")), state):
@@ -239,6 +240,9 @@ def finish(
         raise OidcRefused(
             _("This sign-in took too long. Please start again."), reason="flow expired"
         )
+    if iss and iss != portal.settings.oidc_issuer:
+        # RFC 9207: a provider that names itself in the callback must be ours (mix-up attacks).
+        raise _refused("another issuer in the callback (iss)")
     if error:
         raise OidcRefused(
             _("The identity provider did not sign you in. Please try again."),
