@@ -12,10 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import select
 
 from app.sandbox import Sandbox
-from app.store.models import Admin
+from app.security.secretbox import _PREFIX as SEALED
+from app.store.models import Admin, WebSession
 from tests.conftest import make_portal
 from tests.helpers import csrf_of, free_port, serve_in_thread
 from tests.oidc_support import CLIENT_SECRET, OidcProvider, walk_to_callback
@@ -48,6 +50,14 @@ def test_an_allowed_user_signs_in_with_the_provider_and_needs_no_password(sso: S
     assert location.startswith(f"{sso.provider.issuer}/auth?")
     assert "code_challenge_method=S256" in location and "nonce=" in location
     assert "code_verifier" not in location
+    # ...and the PKCE verifier is sealed in the session row like every secret at rest.
+    with sso.portal.db.session() as session:
+        [row] = session.scalars(select(WebSession).where(WebSession.kind == "oidc_pending"))
+        flow = row.data["oidc_flow"]
+    challenge = parse_qs(urlsplit(location).query)["code_challenge"][0]
+    assert flow["state"] == parse_qs(urlsplit(location).query)["state"][0]
+    assert create_s256_code_challenge(flow["verifier"]) != challenge
+    assert flow["verifier"].startswith(SEALED)
 
     r = sso.sign_in("alice")
     assert r.status_code == 303 and r.headers["location"] == "/admin/dashboard"

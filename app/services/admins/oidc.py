@@ -30,6 +30,7 @@ from joserfc.jws import extract_compact
 
 from app.errors import PortalError
 from app.i18n import _
+from app.security.secretbox import SecretBox, SecretBoxError
 from app.services.portal import Portal
 
 log = logging.getLogger("iam_onboard.oidc")
@@ -158,6 +159,10 @@ def _keys(portal: Portal, *, refresh: bool) -> KeySet:
         return cache.keys
 
 
+def _flow_box(portal: Portal) -> SecretBox:
+    return portal.secret_box("oidc-flow")
+
+
 def _redirect_uri(portal: Portal) -> str:
     return portal.link("/admin/oidc/callback")
 
@@ -203,7 +208,9 @@ def begin(portal: Portal, *, purpose: str, next_path: str) -> tuple[str, dict[st
     flow = {
         "state": state,
         "nonce": nonce,
-        "verifier": verifier,
+        # Sealed like every secret at rest (docs/architecture.md, "Security rules"), bound to
+        # this flow's state.
+        "verifier": _flow_box(portal).encrypt(verifier, bound_to=state),
         "purpose": purpose,
         "next": next_path,
         "started": int(portal.clock().timestamp()),
@@ -251,7 +258,11 @@ def finish(
     if not code:
         raise _refused("no code in the callback")
     try:
-        token = _exchange(portal, code, str(flow.get("verifier", "")))
+        verifier = _flow_box(portal).decrypt(str(flow.get("verifier", "")), bound_to=state)
+    except SecretBoxError as exc:
+        raise _refused("PKCE verifier unreadable") from exc
+    try:
+        token = _exchange(portal, code, verifier)
     except (urllib3.exceptions.HTTPError, ValueError) as exc:
         # The message names the HTTP status and OAuth error code only, never the code or a token.
         log.warning("the code exchange with the identity provider failed: %s", exc)
