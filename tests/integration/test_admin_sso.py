@@ -17,9 +17,12 @@ from sqlalchemy import select
 
 from app.sandbox import Sandbox
 from app.security.secretbox import _PREFIX as SEALED
+from app.services.admins import create_admin
+from app.services.portal import CLI_ACTOR
+from app.services.sessions import create_session
 from app.store.models import Admin, WebSession
 from tests.conftest import make_portal
-from tests.helpers import csrf_of, free_port, serve_in_thread
+from tests.helpers import Clock, csrf_of, free_port, serve_in_thread, set_up_admin, totp_at
 from tests.oidc_support import CLIENT_SECRET, OidcProvider, walk_to_callback
 from tests.sso_portal import SsoPortal, serve_sso_portal
 
@@ -303,3 +306,56 @@ def test_a_callback_from_another_issuer_or_with_an_error_is_refused(
     assert says in _refusal(r)
     [event] = sso.audit("admin.sign_in")
     assert event.outcome == "failed" and reason in (event.detail or "")
+
+
+def test_a_local_admin_with_the_same_email_is_linked_and_may_step_up_with_a_code(
+    sso: SsoPortal, iam_client: Any
+):
+    link = create_admin(sso.portal, email="alice@example.com", actor=CLI_ACTOR).link
+    clock = sso.portal.clock
+    assert isinstance(clock, Clock)
+    with httpx.Client(base_url=sso.url, timeout=20) as local:
+        seed = set_up_admin(local, urlsplit(link).path, clock)
+
+    assert sso.sign_in("alice").status_code == 303
+    with sso.portal.db.session() as session:
+        [admin] = session.scalars(select(Admin))
+        assert admin.oidc_subject == "alice" and admin.password_hash is not None
+
+    iam_client.create_user(UserName="zed", Tags=MANAGED)
+    path = f"{sso.url}/admin/users/zed/offboard"
+    page = sso.client.get(path)
+    assert "Confirm it is you at Test IdP" in page.text
+    assert "Or a code from your authenticator app" in page.text
+    clock.advance(seconds=30)
+    done = sso.client.post(
+        path,
+        data={
+            "csrf_token": csrf_of(page.text),
+            "confirm_name": "zed",
+            "code": totp_at(seed, clock.step()),
+        },
+    )
+    assert done.status_code == 200 and "zed was offboarded" in done.text
+
+
+def test_a_deactivated_admin_is_refused_at_the_next_sign_in(sso: SsoPortal):
+    assert sso.sign_in("alice").status_code == 303
+    with sso.portal.db.session() as session:
+        session.scalars(select(Admin)).one().active = False
+    assert _signed_out(sso)  # the open session ends at once
+    r = sso.sign_in("alice")
+    assert "not allowed to administer" in _refusal(r)
+    failed = [e for e in sso.audit("admin.sign_in") if e.outcome == "failed"]
+    assert "admin deactivated" in (failed[-1].detail or "")
+
+
+def test_a_password_session_ends_when_local_admins_are_switched_off(sso_only: SsoPortal):
+    link = create_admin(sso_only.portal, email="root@example.com", actor=CLI_ACTOR)
+    raw = create_session(
+        sso_only.portal, kind="admin", admin_id=link.admin_id, data={"email": link.email}
+    )
+    sso_only.client.cookies.set("iam_onboard", raw)
+    assert _signed_out(sso_only)
+    r = sso_only.client.get(f"{sso_only.url}{urlsplit(link.link).path}")
+    assert "switched off" in _refusal(r)
