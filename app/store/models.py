@@ -158,7 +158,8 @@ class WebSession(Base):
     __tablename__ = "web_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # anonymous | admin | enroll
+    # app.services.sessions.TIMEOUTS: admin, admin_pending, oidc_pending, enroll
+    kind: Mapped[str] = mapped_column(String(16))
     admin_id: Mapped[str | None] = mapped_column(ForeignKey("admins.id"))
     enrollment_id: Mapped[str | None] = mapped_column(ForeignKey("enrollments.id"))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.sandbox import Sandbox
 from app.security.secretbox import _PREFIX as SEALED
 from app.services.admins import create_admin
+from app.services.doctor import run_checks
 from app.services.portal import CLI_ACTOR
 from app.services.sessions import create_session
 from app.store.models import Admin, WebSession
@@ -280,6 +281,8 @@ def test_a_provider_that_cannot_be_reached_is_said_plainly(aws: Sandbox, sqlite_
         r = client.get(f"{url}/admin/oidc/start", follow_redirects=False)
         assert r.status_code == 502
         assert "identity provider cannot be reached" in html.unescape(r.text)
+    [check] = [c for c in run_checks(portal) if "identity provider" in c.text]
+    assert not check.ok and "cannot be reached" in check.text
     portal.db.dispose()
 
 
@@ -359,3 +362,8 @@ def test_a_password_session_ends_when_local_admins_are_switched_off(sso_only: Ss
     assert _signed_out(sso_only)
     r = sso_only.client.get(f"{sso_only.url}{urlsplit(link.link).path}")
     assert "switched off" in _refusal(r)
+
+
+def test_doctor_says_the_provider_answers(sso: SsoPortal):
+    [check] = [c for c in run_checks(sso.portal) if "identity provider" in c.text]
+    assert check.ok and sso.provider.issuer in check.text

@@ -159,6 +159,11 @@ def _keys(portal: Portal, *, refresh: bool) -> KeySet:
         return cache.keys
 
 
+def signing_keys(portal: Portal) -> KeySet:
+    """The provider's current keys, read now (for `iam-onboard doctor`)."""
+    return _keys(portal, refresh=True)
+
+
 def _flow_box(portal: Portal) -> SecretBox:
     return portal.secret_box("oidc-flow")
 
