@@ -111,6 +111,13 @@ def test_a_replayed_state_is_refused(sso: SsoPortal):
     failed = [e for e in sso.audit("admin.sign_in") if e.outcome == "failed"]
     assert "state unknown or already used" in (failed[-1].detail or "")
 
+    # A state of someone's making, while a flow is kept: refused the same way, never a crash.
+    sso.client.get(f"{sso.url}/admin/oidc/start", follow_redirects=False)
+    forged = sso.client.get(
+        f"{sso.url}/admin/oidc/callback", params={"state": "é", "code": "x"}, follow_redirects=False
+    )
+    assert "already used or has expired" in _refusal(forged)
+
 
 @pytest.mark.parametrize(
     ("claims", "reason"),

@@ -241,7 +241,9 @@ def finish(
     iss: str = "",
 ) -> Identity:
     """Check the callback against the kept flow, exchange the code and check the ID token."""
-    if not flow or not state or not hmac.compare_digest(str(flow.get("state", "")), state):
+    kept = str(flow.get("state", "")) if flow else ""
+    # Bytes: compare_digest refuses str with anything but ASCII, and `state` is the visitor's.
+    if flow is None or not kept or not hmac.compare_digest(kept.encode(), state.encode()):
         raise OidcRefused(
             _("This sign-in was already used or has expired. Please start again."),
             reason="state unknown or already used",
