@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -35,31 +34,52 @@ log = logging.getLogger("iam_onboard.enrollment")
 
 @dataclass(frozen=True)
 class FinishReads:
-    """The read the finish step needs, started while EnableMFADevice runs.
+    """The console password, made while EnableMFADevice runs.
 
-    On real AWS each call is a round trip: one read fewer one after the other on the page a
-    new hire waits for. If the codes are refused, the answer is simply not used. (The groups
-    are not read: AddUserToGroup of a member already in the group succeeds and changes
-    nothing, in AWS as in the sandbox.)
+    On real AWS each call is a round trip: reading the account's password policy one after
+    the other with the calls the new hire waits for would add one. So the policy is read, and
+    the temporary password drawn and sealed, beside EnableMFADevice; it is stored with the
+    bound device's state (`sealed_password`). If the codes are refused, it is simply not used.
+    (The groups are not read: AddUserToGroup of a member already in the group succeeds and
+    changes nothing, in AWS as in the sandbox.)
     """
 
-    policy: Future[dict[str, Any] | None] | None
+    password: Future[str] | None
 
     @classmethod
     def start(cls, portal: Portal, enr: Enrollment, inv: Invitation) -> FinishReads:
-        # The same conditions as _ensure_login_profile's own read of the policy.
-        wants_policy = enr.temp_password_encrypted is None and (
+        # The same conditions as _ensure_login_profile's own making of the password.
+        wants_password = enr.temp_password_encrypted is None and (
             not inv.existing_user or inv.replace_login_profile
         )
-        return cls(
-            policy=in_background(lambda: portal.iam().password_policy()) if wants_policy else None,
-        )
+        if not wants_password:
+            return cls(password=None)
+
+        def sealed() -> str:
+            rules = PasswordPolicy.from_aws(portal.iam().password_policy())
+            return _seal(portal, enr.id, generate_password(rules))
+
+        return cls(password=in_background(sealed))
+
+    def sealed_password(self) -> str | None:
+        """The sealed password, once EnableMFADevice succeeded; None if the policy could not
+        be read (the finish step then reads it again, and reports what goes wrong)."""
+        if self.password is None:
+            return None
+        try:
+            return self.password.result()
+        except AwsError:
+            return None
 
     def settle(self) -> None:
         """Let no read outlive the request: an unused one is cancelled or waited for (its
         answer and error dropped), so none runs on unobserved after the page is sent."""
-        if self.policy is not None and not self.policy.cancel():
-            wait([self.policy])
+        if self.password is not None and not self.password.cancel():
+            wait([self.password])
+
+
+def _seal(portal: Portal, enrollment_id: str, password: str) -> str:
+    return password_box(portal).encrypt(password, bound_to=secret_binding(enrollment_id))
 
 
 def _made_user(portal: Portal, inv: Invitation) -> bool:
@@ -79,10 +99,12 @@ def finish(
     enrollment_id: str,
     actor: Actor,
     *,
-    reads: FinishReads | None = None,
     loaded: tuple[Enrollment, Invitation] | None = None,
+    password_stored_now: bool = False,
 ) -> None:
-    """`loaded`: the rows as the caller just read them, in its last transaction."""
+    """`loaded`: the rows as the caller just read them, in its last transaction;
+    `password_stored_now`: the caller stored the temporary password with the bound device's
+    state in that transaction, so no earlier run can have given it to AWS."""
     enr, inv = loaded or load(portal, enrollment_id)
     if enr.status == EnrollmentState.DONE:
         return
@@ -111,8 +133,7 @@ def finish(
     failures: list[tuple[str, AwsError]] = []
     try:
         made_password = _ensure_login_profile(
-            portal, iam, enr, inv, actor, writer=writer,
-            policy=reads.policy if reads is not None else None,
+            portal, iam, enr, inv, actor, writer=writer, stored_now=password_stored_now,
         )  # fmt: skip
         password_request_id = writer.last_request_id
     except AwsError as exc:
@@ -203,7 +224,7 @@ def _ensure_login_profile(
     actor: Actor,
     *,
     writer: IamGateway,
-    policy: Future[dict[str, Any] | None] | None = None,
+    stored_now: bool = False,
 ) -> bool:
     """The console password: a temporary one, kept encrypted until the done page shows it.
 
@@ -214,12 +235,8 @@ def _ensure_login_profile(
     if enr.temp_password_encrypted is None:
         if inv.existing_user and not inv.replace_login_profile and iam.login_profile(user):
             return False  # they keep signing in with their own password
-        rules = PasswordPolicy.from_aws(
-            policy.result() if policy is not None else iam.password_policy()
-        )
-        sealed = password_box(portal).encrypt(
-            generate_password(rules), bound_to=secret_binding(enr.id)
-        )
+        rules = PasswordPolicy.from_aws(iam.password_policy())
+        sealed = _seal(portal, enr.id, generate_password(rules))
         # Kept (encrypted) before AWS gets it, so a crash after CreateLoginProfile cannot lose
         # it; conditional, so a concurrent finish uses the same password.
         with portal.db.session() as session:
@@ -237,7 +254,8 @@ def _ensure_login_profile(
         password = password_box(portal).decrypt(
             enr.temp_password_encrypted, bound_to=secret_binding(enr.id)
         )
-        if not inv.replace_login_profile and iam.login_profile(user):
+        earlier_run = not stored_now and not inv.replace_login_profile
+        if earlier_run and iam.login_profile(user):
             return False  # made by the earlier, interrupted run with this same password
     if inv.replace_login_profile:
         try:

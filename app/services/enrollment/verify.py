@@ -204,19 +204,29 @@ def verify_codes(
         return
     reads = FinishReads.start(portal, enr, inv)  # beside EnableMFADevice, not after it
     try:
-        enabled = _enable(portal, enr, c1, c2, actor, version=enr.version + 1)
-        finish(portal, enrollment_id, actor, reads=reads, loaded=enabled)
+        now_enr, now_inv, stored = _enable(
+            portal, enr, c1, c2, actor, version=enr.version + 1, reads=reads
+        )
+        finish(portal, enrollment_id, actor, loaded=(now_enr, now_inv), password_stored_now=stored)
     finally:
         reads.settle()
 
 
 def _enable(
-    portal: Portal, enr: Enrollment, code1: str, code2: str, actor: Actor, *, version: int
-) -> tuple[Enrollment, Invitation]:
+    portal: Portal,
+    enr: Enrollment,
+    code1: str,
+    code2: str,
+    actor: Actor,
+    *,
+    version: int,
+    reads: FinishReads,
+) -> tuple[Enrollment, Invitation, bool]:
     """EnableMFADevice (an error that may hide a success is checked with ListMFADevices); on
     failure the enrollment reopens.
 
-    Returns the enrollment and its invitation as they are after the device is bound.
+    Returns the enrollment and its invitation as they are after the device is bound, and
+    whether the temporary password made beside the call was stored with that state.
     """
     iam = portal.iam()
     user, serial = enr.user_name, enr.device_serial
@@ -248,6 +258,10 @@ def _enable(
         # round trip the new hire waits for, and under IAM's eventual consistency a read
         # right after the write may not show it yet).
         request_id = enabling.last_request_id
+    # The console password (sealed) is kept with the bound device's state, before AWS gets it:
+    # a crash after CreateLoginProfile cannot lose it, and it costs no write of its own.
+    sealed = reads.sealed_password()
+    password = {} if sealed is None else {"temp_password_encrypted": sealed}
     # What AWS did is recorded with the status it brings, in one transaction: the record
     # stands even when the conditional update finds the row changed (and changes nothing).
     with portal.db.session() as session:
@@ -255,15 +269,15 @@ def _enable(
             portal, actor, "iam.enable_mfa_device", user, request_id=request_id, detail=serial,
             session=session,
         )  # fmt: skip
-        set_status(
+        changed = set_status(
             portal, enr.id, version, session=session, status=EnrollmentState.ENABLED,
-            enabled_at=portal.clock(), seed_encrypted=None,
+            enabled_at=portal.clock(), seed_encrypted=None, **password,
         )  # fmt: skip
         now_enr = session.get(Enrollment, enr.id)
         now_inv = session.get(Invitation, enr.invitation_id)
     if now_enr is None or now_inv is None:  # checked once the record has landed
         raise LinkUnusable()
-    return now_enr, now_inv
+    return now_enr, now_inv, changed and sealed is not None
 
 
 def _bound_after_all(iam: IamGateway, user: str, serial: str, exc: AwsError) -> bool:
