@@ -105,8 +105,23 @@ def _set_status(portal: Portal, invitation_id: str, status: str, error: str | No
         metrics.invitation("failed")
 
 
-def _create_user(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool) -> None:
-    """CreateUser, tolerating a user that an earlier attempt of this same invitation made."""
+@dataclass(frozen=True)
+class _Made:
+    """CreateUser's success, recorded with the next step's writes: one commit fewer between
+    CreateUser and AddUserToGroup, a round trip each on real AWS."""
+
+    request_id: str | None
+
+    def record(self, portal: Portal, inv: Invitation, actor: Actor, session: Session) -> None:
+        audit.record(
+            portal, actor=actor, action="iam.create_user", target_user=inv.user_name,
+            aws_request_id=self.request_id, session=session,
+        )  # fmt: skip
+
+
+def _create_user(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool) -> _Made | None:
+    """CreateUser, tolerating a user that an earlier attempt of this same invitation made
+    (None: this call made no user, nothing to record)."""
     iam = portal.iam()
     tags = {MANAGED_TAG: "true", INVITATION_TAG: inv.id, EMAIL_TAG: inv.email}
     try:
@@ -124,7 +139,7 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool
         except NoSuchEntity:
             existing = None
         if existing is not None and existing.get(INVITATION_TAG) == inv.id:
-            return  # a retry after a timeout, or a crash after CreateUser: it is ours
+            return None  # a retry after a timeout, or a crash after CreateUser: it is ours
         _set_status(portal, inv.id, InvitationState.FAILED, "user name taken")
         audit.record(
             portal,
@@ -157,16 +172,12 @@ def _create_user(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool
             detail=exc.message,
         )
         raise
-    audit.record(
-        portal,
-        actor=actor,
-        action="iam.create_user",
-        target_user=inv.user_name,
-        aws_request_id=iam.last_request_id,
-    )
+    return _Made(iam.last_request_id)
 
 
-def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> str | None:
+def _join_mfa_group(
+    portal: Portal, inv: Invitation, actor: Actor, made: _Made | None
+) -> str | None:
     """AddUserToGroup(MFA); on failure undo CreateUser, or leave the invite for a retry.
 
     Returns the call's request id: the caller records the step with the token it issues.
@@ -177,15 +188,14 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> str | None
     try:
         iam.add_user_to_group(inv.user_name, group)
     except AwsError as exc:
-        audit.record(
-            portal,
-            actor=actor,
-            action="iam.add_user_to_group",
-            target_user=inv.user_name,
-            outcome="failed",
-            aws_request_id=exc.request_id,
-            detail=f"{group}: {exc.message}",
-        )
+        with portal.db.session() as session:
+            if made is not None:
+                made.record(portal, inv, actor, session)
+            audit.record(
+                portal, actor=actor, action="iam.add_user_to_group", target_user=inv.user_name,
+                outcome="failed", aws_request_id=exc.request_id, detail=f"{group}: {exc.message}",
+                session=session,
+            )  # fmt: skip
         try:
             iam.delete_user(inv.user_name)
         except NoSuchEntity:
@@ -220,13 +230,20 @@ def _join_mfa_group(portal: Portal, inv: Invitation, actor: Actor) -> str | None
 
 
 def _issue_token(
-    portal: Portal, inv: Invitation, actor: Actor, *, joined_request_id: str | None
+    portal: Portal,
+    inv: Invitation,
+    actor: Actor,
+    *,
+    made: _Made | None,
+    joined_request_id: str | None,
 ) -> tuple[str, datetime]:
     """The link's token: the invitation turns pending with it, and the invite is recorded,
-    with the MFA group step that came just before (one transaction)."""
+    with the IAM steps that came just before (one transaction)."""
     token = new_token()
     expires_at = portal.clock() + timedelta(hours=portal.settings.invite_ttl_hours)
     with portal.db.session() as session:
+        if made is not None:
+            made.record(portal, inv, actor, session)
         audit.record(
             portal, actor=actor, action="iam.add_user_to_group", target_user=inv.user_name,
             aws_request_id=joined_request_id, detail=portal.settings.mfa_group, session=session,
@@ -259,9 +276,9 @@ def finish_invitation(portal: Portal, *, invitation_id: str, actor: Actor) -> In
 
 
 def _finish(portal: Portal, inv: Invitation, actor: Actor, *, resumed: bool) -> InviteResult:
-    _create_user(portal, inv, actor, resumed=resumed)
-    joined = _join_mfa_group(portal, inv, actor)
-    token, expires_at = _issue_token(portal, inv, actor, joined_request_id=joined)
+    made = _create_user(portal, inv, actor, resumed=resumed)
+    joined = _join_mfa_group(portal, inv, actor, made)
+    token, expires_at = _issue_token(portal, inv, actor, made=made, joined_request_id=joined)
     return InviteResult(
         invitation_id=inv.id,
         user_name=inv.user_name,

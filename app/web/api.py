@@ -5,7 +5,7 @@ Errors always have the shape {"error": {"code": ..., "message": ...}} (app/web/e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -74,10 +74,11 @@ def check_scope(caller: ApiCaller, scope: str) -> None:
         )
 
 
-def scoped(scope: str) -> Callable[[ApiCaller], ApiCaller]:
+def scoped(scope: str) -> Callable[[ApiCaller], Awaitable[ApiCaller]]:
     """A dependency: the caller, when its token holds `scope` (api_tokens.SCOPES)."""
 
-    def dependency(caller: CallerDep) -> ApiCaller:
+    # async: FastAPI runs a plain-def dependency in a worker thread, a hop for a set lookup.
+    async def dependency(caller: CallerDep) -> ApiCaller:
         check_scope(caller, scope)
         return caller
 
