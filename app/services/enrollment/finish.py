@@ -124,8 +124,9 @@ def finish(
     # The groups and the console password need only the bound device, not each other: on
     # real AWS each call is a round trip, so they go at once (the groups on a gateway of
     # their own: a gateway's last_request_id is not shared safely).
+    added: list[tuple[str, str | None]] = []  # recorded below, with what they complete
     groups = (
-        in_background(lambda: _add_groups(portal, user, wanted, actor, made_user=made_user))
+        in_background(lambda: _add_groups(portal, user, wanted, added, made_user=made_user))
         if wanted
         else None
     )
@@ -144,7 +145,9 @@ def finish(
         except AwsError as exc:
             failures.insert(0, ("iam.add_user_to_group", exc))
     if failures:
-        if made_password:  # done in AWS all the same; a retry finds it and makes no other
+        # Done in AWS all the same; a retry finds them and makes no other.
+        _record_groups(portal, actor, user, added)
+        if made_password:
             _record_password(portal, actor, user, password_request_id)
         for step, problem in failures:
             record(
@@ -160,7 +163,9 @@ def finish(
         ) from first
     now = portal.clock()
     with portal.db.session() as session:
-        if made_password:  # what AWS did, recorded with the state it completes
+        # What AWS did, recorded with the state it completes.
+        _record_groups(portal, actor, user, added, session=session)
+        if made_password:
             _record_password(portal, actor, user, password_request_id, session=session)
         session.execute(
             update(Invitation)
@@ -204,15 +209,42 @@ def _record_password(
 
 
 def _add_groups(
-    portal: Portal, user: str, wanted: list[str], actor: Actor, *, made_user: bool
+    portal: Portal,
+    user: str,
+    wanted: list[str],
+    added: list[tuple[str, str | None]],
+    *,
+    made_user: bool,
 ) -> None:
-    """AddUserToGroup for each wanted group; a group the user is already in stays as it is."""
+    """AddUserToGroup for each wanted group; a group the user is already in stays as it is.
+
+    Each group added goes into `added` with its request id, for the caller to record with the
+    finished state (a commit of its own each would be more work while the new hire waits).
+    """
     iam = portal.iam().just_created() if made_user else portal.iam()
     for group in wanted:
         iam.add_user_to_group(user, group)
+        added.append((group, iam.last_request_id))
+
+
+def _record_groups(
+    portal: Portal,
+    actor: Actor,
+    user: str,
+    added: list[tuple[str, str | None]],
+    *,
+    session: Session | None = None,
+) -> None:
+    if not added:
+        return
+    if session is None:
+        with portal.db.session() as own:
+            _record_groups(portal, actor, user, added, session=own)
+        return
+    for group, request_id in added:
         record(
-            portal, actor, "iam.add_user_to_group", user, request_id=iam.last_request_id,
-            detail=group,
+            portal, actor, "iam.add_user_to_group", user, request_id=request_id, detail=group,
+            session=session,
         )  # fmt: skip
 
 
