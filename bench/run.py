@@ -351,7 +351,8 @@ def bench_journey(workdir: Path, rounds: int) -> None:
     print(f"sequential floor: {' → '.join(FLOOR_CHAIN)}")
     print(
         f"  {len(FLOOR_CHAIN)} calls × {per_call * 1000:.0f} ms (the mean IAM call, as the "
-        f"portal waited for it) = {floor * 1000:.0f} ms"
+        f"portal waited for it: from the timing proxy reading the request line to its answer "
+        f"written back) = {floor * 1000:.0f} ms"
     )
     chain = longest_chain(timeline)
     t0 = timeline[0][1] if timeline else 0.0
