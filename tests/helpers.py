@@ -236,3 +236,10 @@ def sign_in_admin(
     )
     assert r.status_code == 303, r.text
     return r
+
+
+def answer_of(client: Any, r: Any) -> Any:
+    """The page answering a form: the POST says 303 (Post/Redirect/Get, app/web/prg.py), the GET
+    it leads to shows the answer. `client`: a TestClient or an httpx client of the portal."""
+    assert r.status_code == 303, (r.status_code, r.text[:500])
+    return client.get(r.headers["location"], follow_redirects=False)

@@ -179,7 +179,9 @@ def _with_error(
         return _answer(request, _stopped(request, exc))
     if view.stage == "scan":
         errors = {field or "_form": message}
-        return _answer(request, _scan_page(request, portal, view, errors=errors, status_code=status))
+        return _answer(
+            request, _scan_page(request, portal, view, errors=errors, status_code=status)
+        )
     if view.stage == "done":
         return RedirectResponse("/enroll/done", status_code=303)
     context = {"view": view, "error": message}

@@ -41,7 +41,8 @@ def see_other(request: Request, page: Response, *, at: str) -> RedirectResponse:
     """Keep `page` for the next GET of `at` (a local path, with or without a query) and
     answer 303 to it."""
     portal = _portal(request)
-    raw_id = session_raw_id(request)
+    # A route that ended the session (a lockout) gave the visitor a new id: the page goes there.
+    raw_id = getattr(request.state, "new_session_raw_id", None) or session_raw_id(request)
     body = bytes(page.body).decode("utf-8")
     kept = json.dumps({"path": at.split("?", 1)[0], "status": page.status_code, "body": body})
     sealed = portal.secret_box(_PURPOSE).encrypt(kept, bound_to=hash_token(raw_id))
@@ -63,7 +64,10 @@ def kept_page(request: Request) -> HTMLResponse | None:
         return None
     try:
         kept = json.loads(portal.secret_box(_PURPOSE).decrypt(sealed, bound_to=hash_token(raw_id)))
-    except (SecretBoxError, ValueError):  # sealed under another secret or session: as good as absent
+    except (
+        SecretBoxError,
+        ValueError,
+    ):  # sealed under another secret or session: as good as absent
         return None
     if kept.get("path") != request.url.path:
         return None  # the visitor went elsewhere: the answer is stale

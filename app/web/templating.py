@@ -51,14 +51,15 @@ def render(
     *,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    kept: bool = True,
 ) -> HTMLResponse:
     """Render a page; every page gets the request, its CSRF token and the current language.
 
     A GET first shows the page kept for it by the answer to a form (app/web/prg.py), once.
     """
-    kept = kept_page(request)
-    if kept is not None:
-        return kept
+    page = kept_page(request) if kept else None
+    if page is not None:
+        return page
     values = {
         "request": request,
         "csrf_token": csrf_token(request),

@@ -334,7 +334,9 @@ def test_a_never_valid_link_and_a_finished_ones_say_what_they_are(portal: Portal
         portal.clock = lambda: real_clock() + timedelta(hours=73)
         gone.append(client.get(expired))
         # The form's answer comes after a redirect, at the landing page's address.
-        post = client.post(expired, data={"csrf_token": csrf_of(unknown.text)}, follow_redirects=False)
+        post = client.post(
+            expired, data={"csrf_token": csrf_of(unknown.text)}, follow_redirects=False
+        )
         assert post.status_code == 303 and post.headers["location"] == expired
         gone.append(client.get(post.headers["location"]))
     assert {r.status_code for r in [unknown, finished, *gone]} == {404}
@@ -798,7 +800,9 @@ def test_when_aws_cannot_create_the_device_the_person_can_try_again(
 
     portal.on_iam_call = throttle
     landing = newcomer.get(newcomer.link_path)
-    failed = newcomer.answer(newcomer.post(newcomer.link_path, {"csrf_token": csrf_of(landing.text)}))
+    failed = newcomer.answer(
+        newcomer.post(newcomer.link_path, {"csrf_token": csrf_of(landing.text)})
+    )
     assert failed.status_code == 503
     assert "could not be created" in failed.text and 'action="/enroll/restart"' in failed.text
     portal.on_iam_call = None
