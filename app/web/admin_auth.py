@@ -17,7 +17,7 @@ from app.services.sessions import create_session, end_session
 from app.store.models import WebSession
 from app.web.common import safe_next
 from app.web.deps import PortalDep, SessionDep, client_ip, session_raw_id
-from app.web.prg import see_other
+from app.web.prg import kept_page, see_other
 from app.web.qr_svg import qr_svg
 from app.web.templating import render
 
@@ -194,6 +194,9 @@ def _sign_in_page(
 def sign_in_page(
     request: Request, session: SessionDep, next: str = "", m: str | None = None
 ) -> Response:
+    kept = kept_page(request)  # the answer to this form, even for one signed in already
+    if kept is not None:
+        return kept
     if session is not None and session.kind == "admin":
         return _redirect(safe_next(next) if next else DEFAULT_NEXT)
     request.state.flash = _flash_text(m)
