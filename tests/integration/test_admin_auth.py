@@ -17,9 +17,9 @@ from app.services.portal import CLI_ACTOR, Portal
 from app.services.sessions import create_session
 from app.store.models import Admin, AuditEvent, WebSession
 from tests.helpers import (
-    answer_of,
     ADMIN_PASSWORD,
     Clock,
+    answer_of,
     csrf_of,
     seed_of,
     set_up_admin,
