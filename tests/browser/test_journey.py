@@ -119,8 +119,6 @@ def _link_refused(chromium: Any, link: str) -> bool:
     try:
         page = context.new_page()
         page.goto(link)
-        # A replaced link is one the portal no longer knows: "does not work", with why.
-        heading = page.get_by_role("heading", name="This link does not work")
-        return bool(heading.is_visible() and "replaced by a newer one" in page.content())
+        return bool(page.get_by_role("heading", name="This link can't be used").is_visible())
     finally:
         context.close()

@@ -106,10 +106,10 @@ def test_the_done_page_on_a_phone_wraps_only_between_words(demo: Demo, chromium:
         )
         assert scroll <= inner, f"the done page scrolls sideways: {scroll}px on {inner}px"
         assert mid_word_breaks(page) == []
-        # The check itself sees a word broken, as the old stylesheet broke them.
-        page.evaluate("document.querySelector('main').style.wordBreak = 'break-all'")
-        assert mid_word_breaks(page) != []
-        page.evaluate("document.querySelector('main').style.wordBreak = ''")
+        if lang == "en":  # the check itself sees a word broken, as the old stylesheet broke them
+            page.evaluate("document.querySelector('main').style.wordBreak = 'break-all'")
+            assert mid_word_breaks(page) != []
+            page.evaluate("document.querySelector('main').style.wordBreak = ''")
         # The ARN wrapped (it is longer than the screen), at its own break points.
         arn = page.locator("#device-arn")
         assert arn.evaluate("el => el.getClientRects().length") >= 2

@@ -80,7 +80,13 @@ def invitation_for_token(portal: Portal, token: str, session: Session | None = N
     if inv is None:
         raise LinkUnusable("unknown")
     if inv.status == InvitationState.USED:
-        raise LinkUnusable("used")
+        # Finished, unless a newer invitation (a reset, a resend) took its place since.
+        newer = session.scalar(
+            select(Invitation.id)
+            .where(Invitation.user_name == inv.user_name, Invitation.created_at > inv.created_at)
+            .limit(1)
+        )
+        raise LinkUnusable("gone" if newer else "used")
     if inv.status != InvitationState.PENDING or inv.expires_at <= portal.clock():
         raise LinkUnusable()
     if inv.locked_at is not None:
