@@ -50,7 +50,7 @@ LINE_BREAKS_JS = """() => {
     return breaks;
 }"""
 # Where a line may end: after a space, a slash, a colon, a hyphen or a dot.
-BREAK_AFTER = set(" \\t\\n/:-.".encode().decode("unicode_escape"))
+BREAK_AFTER = set(b" \\t\\n/:-.".decode("unicode_escape"))
 
 
 def mid_word_breaks(page: Any) -> list[str]:
@@ -101,9 +101,7 @@ def test_the_done_page_on_a_phone_wraps_only_between_words(demo: Demo, chromium:
         _type(page, *flows.enrollment_pair(seed))
         assert page.url.endswith("/enroll/done")
 
-        scroll, inner = page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]"
-        )
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert scroll <= inner, f"the done page scrolls sideways: {scroll}px on {inner}px"
         assert mid_word_breaks(page) == []
         if lang == "en":  # the check itself sees a word broken, as the old stylesheet broke them
