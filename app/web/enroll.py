@@ -17,7 +17,7 @@ from app.services import enrollment, ratelimit
 from app.services.portal import Actor, Portal
 from app.services.sessions import create_session
 from app.web.deps import PortalDep, client_ip, current_session, session_raw_id
-from app.web.prg import see_other
+from app.web.prg import ANSWER_PATH, see_other
 from app.web.qr_svg import qr_svg
 from app.web.templating import render
 
@@ -77,6 +77,12 @@ def _stopped(request: Request, exc: PortalError) -> Response:
 def _answer(request: Request, page: Response, at: str = "/enroll") -> Response:
     """Post/Redirect/Get: the answer to a form is shown by the GET of `at` (app/web/prg.py)."""
     return see_other(request, page, at=at)
+
+
+def _stopped_answer(request: Request, exc: PortalError) -> Response:
+    """A link or enrollment that cannot go on, answering a form: at /answer, because a lock
+    ends the enrollment's session and /enroll would only say that."""
+    return see_other(request, _stopped(request, exc), at=ANSWER_PATH)
 
 
 def _rate_limited(request: Request, portal: PortalDep) -> Response | None:
@@ -159,7 +165,7 @@ def verify(
     except enrollment.FinishIncomplete as exc:
         return _with_error(request, portal, enrollment_id, exc.message, exc.status)
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _answer(request, _stopped(request, exc))
+        return _stopped_answer(request, exc)
     return RedirectResponse("/enroll/done", status_code=303)
 
 
@@ -176,7 +182,7 @@ def _with_error(
     try:
         view = enrollment.enrollment_view(portal, enrollment_id=enrollment_id)
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _answer(request, _stopped(request, exc))
+        return _stopped_answer(request, exc)
     if view.stage == "scan":
         errors = {field or "_form": message}
         return _answer(
@@ -199,7 +205,7 @@ def finish(request: Request, portal: PortalDep) -> Response:
     except enrollment.EnrollmentExpired:
         return RedirectResponse("/enroll", status_code=303)
     except enrollment.LinkUnusable as exc:
-        return _answer(request, _stopped(request, exc))
+        return _stopped_answer(request, exc)
     return RedirectResponse("/enroll/done", status_code=303)
 
 
@@ -209,7 +215,7 @@ def restart(request: Request, portal: PortalDep) -> Response:
     try:
         enrollment.prepare_device(portal, enrollment_id=enrollment_id, actor=_actor(request))
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _answer(request, _stopped(request, exc))
+        return _stopped_answer(request, exc)
     except AwsError as exc:
         message = _("Your MFA device could not be created: {problem}").format(problem=exc.message)
         return _with_error(request, portal, enrollment_id, message, exc.status)
@@ -265,7 +271,7 @@ def start(request: Request, portal: PortalDep, token: str) -> Response:
     try:
         enrollment.prepare_device(portal, enrollment_id=enrollment_id, actor=_actor(request))
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _answer(request, _stopped(request, exc))
+        return _stopped_answer(request, exc)
     except AwsError as exc:
         message = _("Your MFA device could not be created: {problem}").format(problem=exc.message)
         return _with_error(request, portal, enrollment_id, message, exc.status)
