@@ -6,6 +6,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app import i18n
+from app.web.prg import ANSWER_PATH, kept_page
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -14,6 +15,19 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def home(request: Request) -> Response:
     return render(request, "home.html")
+
+
+@router.get(ANSWER_PATH)
+def answer(request: Request) -> Response:
+    """The answer to a form that has no page of its own (what was done, or why not), once
+    (app/web/prg.py); after that, the start page."""
+    kept = kept_page(request)
+    if kept is not None:
+        return kept
+    session = getattr(request.state, "web_session", None)
+    kind = session.kind if session is not None else None
+    home = {"admin": "/admin/dashboard", "enroll": "/enroll"}.get(kind or "", "/")
+    return RedirectResponse(home, status_code=303)
 
 
 def safe_next(next_path: str | None) -> str:

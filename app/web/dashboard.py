@@ -16,6 +16,7 @@ from app.i18n import _
 from app.services import directory, statuses
 from app.services.directory import DirectoryRow
 from app.web.deps import AdminDep, PortalDep
+from app.web.prg import see_other
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -123,9 +124,10 @@ def refresh(
     try:
         directory.refresh_directory(portal, actor=admin.actor)
     except PortalError as exc:
-        return _render(
+        page = _render(
             request, portal, q=q, status=status, page=1, error=exc.message, status_code=exc.status
         )
+        return see_other(request, page, at=_url("/admin/dashboard", q=q, status=status))
     target = _url("/admin/dashboard", q=q, status=status, done="refreshed")
     return RedirectResponse(target, status_code=303)
 
