@@ -11,8 +11,9 @@ from fastapi.responses import HTMLResponse
 from app import i18n
 from app.security.csrf import csrf_token_for
 from app.services.record_text import record_text
-from app.services.statuses import state_label, status_label
+from app.services.statuses import state_label, status_label, status_tone
 from app.template_env import new_environment
+from app.web.local_time import local_time
 
 # Package data: it ships inside the wheel, beside the code.
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -22,7 +23,10 @@ env.globals["LANGUAGES"] = i18n.LANGUAGES
 # Stored values shown in the reader's language: statuses, states and the portal's own records.
 env.globals["status_label"] = status_label
 env.globals["state_label"] = state_label
+env.globals["status_tone"] = status_tone  # the colour of a status pill
 env.filters["record"] = record_text
+# Times in the reader's zone (UTC in the markup): {{ event.at | when }}, {{ t | when("time") }}.
+env.filters["when"] = local_time
 
 
 def csrf_token(request: Request) -> str:
