@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from app import i18n
-from app.web.templating import render
+from app.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -14,6 +14,16 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def home(request: Request) -> Response:
     return render(request, "home.html")
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG, not a 404."""
+    return FileResponse(
+        STATIC_DIR / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 def safe_next(next_path: str | None) -> str:
