@@ -15,7 +15,7 @@ from app.i18n import ngettext
 from app.services.directory.headline import CoveragePoint
 
 WIDTH, HEIGHT = 600, 170
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 10, 30  # room for the axis labels
+LEFT, RIGHT, TOP, BOTTOM = 70, 12, 14, 34  # room for the axis labels
 PLOT_W = WIDTH - LEFT - RIGHT
 PLOT_H = HEIGHT - TOP - BOTTOM
 MAX_DOTS = 40  # more dots than this make a smudge; the line still has every point
@@ -30,7 +30,8 @@ def _percent(value: float) -> str:
 
 
 def _xy(point: CoveragePoint, start: float, span: float) -> tuple[float, float]:
-    x = LEFT + (PLOT_W * (point.at.timestamp() - start) / span if span else PLOT_W)
+    # A single refresh sits in the middle, its date under it.
+    x = LEFT + (PLOT_W * (point.at.timestamp() - start) / span if span else PLOT_W / 2)
     y = TOP + PLOT_H * (1 - (point.coverage or 0.0))
     return round(x, 1), round(y, 1)
 
@@ -86,8 +87,13 @@ def coverage_svg(points: Sequence[CoveragePoint], *, days: int) -> Markup:
             f'<circle class="chart-dot" cx="{x}" cy="{y}" r="3.5"><title>{tip}</title></circle>'
         )
     base = HEIGHT - 8
-    parts.append(f'<text class="chart-label" x="{LEFT}" y="{base}">{_day(first.at)}</text>')
-    if span:
+    if not span:
+        parts.append(
+            f'<text class="chart-label" x="{xy[0][0]}" y="{base}" text-anchor="middle">'
+            f"{_day(first.at)}</text>"
+        )
+    else:
+        parts.append(f'<text class="chart-label" x="{LEFT}" y="{base}">{_day(first.at)}</text>')
         parts.append(
             f'<text class="chart-label" x="{WIDTH - RIGHT}" y="{base}" text-anchor="end">'
             f"{_day(last.at)}</text>"

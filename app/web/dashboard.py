@@ -97,7 +97,7 @@ def _render(
             "status_tone": statuses.status_tone,
             "headline": headline(portal),
             "chart": coverage_svg(points, days=SERIES_DAYS),
-            "chart_points": len(points),
+            "chart_points": sum(1 for p in points if p.coverage is not None),
             "links": links,
             "notice": notice,
             "error": error,

@@ -14,6 +14,7 @@ from app.services.record_text import record_text
 from app.services.statuses import state_label, status_label, status_tone
 from app.template_env import new_environment
 from app.web.local_time import local_time
+from app.web.text_breaks import breakable
 
 # Package data: it ships inside the wheel, beside the code.
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -27,6 +28,8 @@ env.globals["status_tone"] = status_tone  # the colour of a status pill
 env.filters["record"] = record_text
 # Times in the reader's zone (UTC in the markup): {{ event.at | when }}, {{ t | when("time") }}.
 env.filters["when"] = local_time
+# ARNs, action names and emails wrap at their punctuation, never inside a word.
+env.filters["breakable"] = breakable
 
 
 def csrf_token(request: Request) -> str:
