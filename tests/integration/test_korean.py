@@ -57,6 +57,7 @@ class VisibleText(HTMLParser):
         self.parts: list[str] = []
         self.stack: list[bool] = []  # per open element: is its content left out?
         self.lang: str | None = None
+        self.glued = False  # after <wbr>: the next text continues the same word
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -65,6 +66,8 @@ class VisibleText(HTMLParser):
         for name in ("aria-label", "title", "alt", "placeholder"):
             if values.get(name):
                 self.parts.append(str(values[name]))
+        if tag == "wbr":
+            self.glued = True
         if tag in self.VOID:
             return
         classes = (values.get("class") or "").split()
@@ -76,8 +79,12 @@ class VisibleText(HTMLParser):
             self.stack.pop()
 
     def handle_data(self, data: str) -> None:
+        glued, self.glued = self.glued, False
         if not (self.stack and self.stack[-1]):
-            self.parts.append(data)
+            if glued and self.parts:
+                self.parts[-1] += data
+            else:
+                self.parts.append(data)
 
 
 def visible(html: str) -> VisibleText:
