@@ -18,12 +18,11 @@ def home(request: Request) -> Response:
 
 @router.get("/favicon.ico")
 def favicon() -> Response:
-    """Browsers ask for /favicon.ico whatever the page links: the same SVG, not a 404."""
-    return FileResponse(
-        STATIC_DIR / "favicon.svg",
-        media_type="image/svg+xml",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG, not a 404.
+
+    Pages link /static/favicon.svg, which is cached; this fallback gets the no-store of every
+    path outside /static (tests/security/test_headers.py)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 def safe_next(next_path: str | None) -> str:
