@@ -15,6 +15,7 @@ the journey itself runs at the real time again.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,6 @@ HIRES = {
 # Console users made outside the portal: day by day some of them set up MFA (the chart's story).
 LEGACY = ("ops.kim", "ops.park", "dev.lee", "dev.choi", "qa.jung", "fin.han")
 MFA_ON_DAY = {1: ("ops.kim", "ops.park"), 2: ("dev.lee", "dev.choi")}
-CONSOLE_PASSWORD = "Sandbox-Only-Passw0rd!"
 DAY = 24 * 3600
 
 
@@ -159,7 +159,8 @@ def history(admin: Any, base: str, iam: Any, clock: Any, codes: Any) -> None:
     """Three days of refreshes while the legacy console users turn MFA on, two at a time."""
     for name in LEGACY:
         iam.create_user(UserName=name)
-        iam.create_login_profile(UserName=name, Password=CONSOLE_PASSWORD)
+        # Any password the sandbox's policy takes: nobody signs in with it.
+        iam.create_login_profile(UserName=name, Password=secrets.token_urlsafe(12) + "-Aa1")
         iam.add_user_to_group(UserName=name, GroupName="MFA")
     for day in range(3):
         for name in MFA_ON_DAY.get(day, ()):
