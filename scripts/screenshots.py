@@ -47,10 +47,11 @@ MFA_ON_DAY = {1: ("ops.kim", "ops.park"), 2: ("dev.lee", "dev.choi")}
 DAY = 24 * 3600
 
 
-def shoot(page: Any, out: Path, name: str) -> None:
-    # No focus ring left by the last field filled; whole pages, as a person would scroll them.
+def shoot(page: Any, out: Path, name: str, *, full_page: bool = True) -> None:
+    # No focus ring left by the last field filled; whole pages, as a person would scroll them
+    # (the audit log only as far as the screen: its newest events).
     page.evaluate("document.activeElement && document.activeElement.blur()")
-    page.screenshot(path=str(out / f"{name}.png"), full_page=True, animations="disabled")
+    page.screenshot(path=str(out / f"{name}.png"), full_page=full_page, animations="disabled")
     print(f"  {name}.png")
 
 
@@ -134,7 +135,7 @@ def take_all(browser: Any, demo: Any, out: Path) -> None:
         admin.goto(base + "/admin/users/" + HIRES[lang][0])
         shoot(admin, out, f"user-{lang}")
         admin.goto(base + "/admin/audit")
-        shoot(admin, out, f"audit-{lang}")
+        shoot(admin, out, f"audit-{lang}", full_page=False)
         flows.set_language(phone, base, lang)
         phone_page.goto(base + "/admin/dashboard")
         shoot(phone_page, out, f"dashboard-phone-{lang}")

@@ -94,7 +94,6 @@ def _render(
             "statuses": statuses.STATUSES,
             "status_label": statuses.status_label,
             "status_slug": statuses.status_slug,
-            "status_tone": statuses.status_tone,
             "headline": headline(portal),
             "chart": coverage_svg(points, days=SERIES_DAYS),
             "chart_points": sum(1 for p in points if p.coverage is not None),
