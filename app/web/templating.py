@@ -28,7 +28,7 @@ env.globals["status_tone"] = status_tone  # the colour of a status pill
 env.filters["record"] = record_text
 # Times in the reader's zone (UTC in the markup): {{ event.at | when }}, {{ t | when("time") }}.
 env.filters["when"] = local_time
-# ARNs, action names and emails wrap at their punctuation, never inside a word.
+# ARNs, action names and addresses wrap after / : - . , never inside a word.
 env.filters["breakable"] = breakable
 
 
