@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from app.errors import Conflict, PortalError, ValidationError
-from app.services.invitations import invite_user
+from app.services.invitations import invite_form_errors, invite_user
 from app.services.notifications import MailDelivery, send_invite_mail
 from app.web.deps import AdminDep, PortalDep
 from app.web.prg import ANSWER_PATH, see_other
@@ -67,7 +67,10 @@ def invite(
             actor=admin.actor,
         )
     except ValidationError as exc:
-        errors = {exc.field or "_form": exc.message}
+        # Every field's problem at once, not one per submit.
+        errors = invite_form_errors(
+            portal, user_name=user_name, email=email, extra_groups=groups
+        ) or {exc.field or "_form": exc.message}
         page = _form_page(request, portal, values=values, errors=errors, status_code=400)
         return see_other(request, page, at="/admin/invite")
     except Conflict as exc:

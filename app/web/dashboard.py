@@ -15,6 +15,8 @@ from app.errors import PortalError, ValidationError
 from app.i18n import _
 from app.services import directory, statuses
 from app.services.directory import DirectoryRow
+from app.services.directory.headline import SERIES_DAYS, coverage_series, headline
+from app.web.coverage_chart import coverage_svg
 from app.web.deps import AdminDep, PortalDep
 from app.web.prg import see_other
 from app.web.templating import render
@@ -71,6 +73,7 @@ def _render(
         listing = directory.list_users(portal, query=q or None, page=page, per_page=PER_PAGE)
     current = statuses.parse_status(status) if status else ""
     status = statuses.status_slug(current) if current else ""
+    points = coverage_series(portal, days=SERIES_DAYS)
     links = {
         "all": _url("/admin/dashboard", q=q),
         "status": {
@@ -92,6 +95,9 @@ def _render(
             "statuses": statuses.STATUSES,
             "status_label": statuses.status_label,
             "status_slug": statuses.status_slug,
+            "headline": headline(portal),
+            "chart": coverage_svg(points, days=SERIES_DAYS),
+            "chart_points": sum(1 for p in points if p.coverage is not None),
             "links": links,
             "notice": notice,
             "error": error,

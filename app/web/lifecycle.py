@@ -160,7 +160,12 @@ def resend(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> R
         portal,
         result,
         headline=_("New link for {name}").format(name=result.user_name),
-        done=[_("The previous link no longer works. A locked enrollment is unlocked.")],
+        done=[_("The previous link no longer works.")]
+        + (
+            [_("The enrollment was locked after too many wrong codes; the new link unlocks it.")]
+            if result.was_locked
+            else []
+        ),
     )
 
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup, escape
 
 from app import i18n
 from app.security.csrf import csrf_token_for
 from app.services.record_text import record_text
-from app.services.statuses import state_label, status_label
+from app.services.statuses import state_label, status_label, status_tone
 from app.template_env import new_environment
+from app.web.local_time import local_time
 from app.web.prg import kept_page
+from app.web.text_breaks import breakable
 
 # Package data: it ships inside the wheel, beside the code.
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -25,16 +25,11 @@ env.globals["LANGUAGES"] = i18n.LANGUAGES
 # Stored values shown in the reader's language: statuses, states and the portal's own records.
 env.globals["status_label"] = status_label
 env.globals["state_label"] = state_label
+env.globals["status_tone"] = status_tone  # the colour of a status pill
 env.filters["record"] = record_text
-
-
-def breakable(text: object) -> Markup:
-    """The text escaped, with a line-break chance (`<wbr>`) after each / : - . in it: an ARN,
-    an address or a command wraps there on a phone, never inside a word."""
-    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(str(text)))))  # noqa: S704  # nosec B704 - escaped first
-
-
-_BREAK_AFTER = re.compile(r"([/:.\-]+)(?=.)")
+# Times in the reader's zone (UTC in the markup): {{ event.at | when }}, {{ t | when("time") }}.
+env.filters["when"] = local_time
+# ARNs, action names and addresses wrap after / : - . , never inside a word.
 env.filters["breakable"] = breakable
 
 

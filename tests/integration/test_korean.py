@@ -63,7 +63,6 @@ class VisibleText(HTMLParser):
         values = dict(attrs)
         if tag == "wbr":
             self.glued = True
-            return
         if tag == "html":
             self.lang = values.get("lang")
         for name in ("aria-label", "title", "alt", "placeholder"):

@@ -61,6 +61,7 @@ TABLE: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "GET /":                               (OK,       OK,       OK,            OK,       OK),
     "GET /openapi.json":                   (OK,       OK,       OK,            OK,       OK),
     "GET /static/{path}":                  (OK,       OK,       OK,            OK,       OK),
+    "GET /favicon.ico":                    (OK,       OK,       OK,            OK,       OK),
     "GET /healthz":                        (OK,       OK,       OK,            OK,       OK),
     "GET /readyz":                         (OK,       OK,       OK,            OK,       OK),
     # No IAM_ONBOARD_METRICS_TOKEN in this world: no page for anyone (an API token is not it;
@@ -149,6 +150,7 @@ def request_for(key: str, w: World, p: Persona) -> Request:
     routes: dict[str, Any] = {
         "GET /openapi.json": lambda: ("/openapi.json", None, None),
         "GET /static/{path}": lambda: ("/static/app.css", None, None),
+        "GET /favicon.ico": lambda: ("/favicon.ico", None, None),
         "GET /": lambda: ("/", None, None),
         "GET /answer": lambda: ("/answer", None, None),
         "POST /language": lambda: ("/language", form(language="ko", next="/admin/audit"), None),
