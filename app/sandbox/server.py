@@ -224,7 +224,9 @@ def _create_user(
     **kw: Any,
 ) -> User:
     # AWS: user names are unique case-insensitively ("Alice" clashes with "alice").
-    if any(name.lower() == user_name.lower() for name in self.users):
+    # A copy of the names: the sandbox serves requests on threads, and another CreateUser may
+    # add to the dict mid-iteration ("dictionary changed size during iteration", a 500).
+    if any(name.lower() == user_name.lower() for name in list(self.users)):
         raise EntityAlreadyExists(f"User with name {user_name} already exists.")
     return original(self, region_name, user_name, *a, **kw)
 
