@@ -34,6 +34,10 @@ STATUS = {
     "/enroll/done": 303,  # not done yet: back to the enrollment
     "/metrics": 404,  # no metrics token set in this world
     "/answer": 303,  # no form answered: to the start page
+    # No identity provider set up in this world: the SSO routes are not there.
+    "/admin/oidc/start": 404,
+    "/admin/oidc/step-up": 404,
+    "/admin/oidc/callback": 404,
 }
 
 
