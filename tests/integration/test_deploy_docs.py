@@ -85,6 +85,7 @@ def _help_of(command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
 def test_each_documented_command_is_one_the_cli_accepts(args: list[str]):
     parser = build_parser()
