@@ -27,6 +27,7 @@ _FILE_SETTINGS = (
     "metrics_token",
     "webhook_url",
     "webhook_secret",
+    "oidc_client_secret",
 )
 
 
@@ -81,6 +82,19 @@ class Settings(BaseSettings):
     # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto are believed; none by
     # default: a client's address is then the one it connects from, for rate limits and audit.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Admin sign-in through an OpenID Provider (docs/architecture.md, "Admin sign-in with SSO").
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    # Who may be an admin: an email domain (from a verified email) and/or a group in the token's
+    # groups claim. At least one is required with SSO: the provider alone vouches for everyone.
+    oidc_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    oidc_admin_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    oidc_groups_claim: str = "groups"
+    # The name on the sign-in button; the issuer's host name when not set.
+    oidc_provider_name: str | None = None
+    # Password + portal TOTP admins (break-glass); may be switched off only when SSO is set.
+    local_admins: bool = True
 
     @field_validator("assignable_groups", mode="before")
     @classmethod
@@ -91,6 +105,32 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [g.strip() for g in value.split(",") if g.strip()]
         return value
+
+    @field_validator("oidc_allowed_domains", "oidc_admin_groups", mode="before")
+    @classmethod
+    def _split_oidc_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("oidc_allowed_domains")
+    @classmethod
+    def _lower_domains(cls, value: list[str]) -> list[str]:
+        return [domain.lower().lstrip("@") for domain in value]
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        # Plain http only on this machine (a provider beside the portal, or tests): anywhere
+        # else the discovery document and keys could be swapped on the way.
+        loopback = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+        if not value.startswith("https://") and not value.startswith(loopback):
+            raise ValueError(_("must start with https://"))
+        return value.rstrip("/")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -154,7 +194,33 @@ class Settings(BaseSettings):
             raise ValueError(_("webhook_format json needs webhook_secret to sign the messages"))
         if self.metrics_token is not None and len(self.metrics_token) < 16:
             raise ValueError(_("metrics_token must be at least 16 characters"))
+        if self.oidc_issuer:
+            if not self.oidc_client_id or not self.oidc_client_secret:
+                raise ValueError(
+                    _(
+                        "IAM_ONBOARD_OIDC_ISSUER needs IAM_ONBOARD_OIDC_CLIENT_ID and "
+                        "IAM_ONBOARD_OIDC_CLIENT_SECRET (or IAM_ONBOARD_OIDC_CLIENT_SECRET_FILE)"
+                    )
+                )
+            if not self.oidc_allowed_domains and not self.oidc_admin_groups:
+                raise ValueError(
+                    _(
+                        "IAM_ONBOARD_OIDC_ISSUER needs IAM_ONBOARD_OIDC_ALLOWED_DOMAINS or "
+                        "IAM_ONBOARD_OIDC_ADMIN_GROUPS: who at the provider may be an admin"
+                    )
+                )
+        elif not self.local_admins:
+            raise ValueError(
+                _(
+                    "IAM_ONBOARD_LOCAL_ADMINS=false needs IAM_ONBOARD_OIDC_ISSUER: "
+                    "nobody could sign in otherwise"
+                )
+            )
         return self
+
+    @property
+    def sso(self) -> bool:
+        return self.oidc_issuer is not None
 
     @property
     def uses_default_secret(self) -> bool:

@@ -27,6 +27,7 @@ from app.web import (
     admin_audit,
     admin_auth,
     admin_invite,
+    admin_oidc,
     admin_outbox,
     api,
     api_lifecycle,
@@ -195,6 +196,7 @@ def create_app(portal: Portal) -> FastAPI:
     app.include_router(api_lifecycle.router)
     app.include_router(common.router)
     app.include_router(admin_auth.router)
+    app.include_router(admin_oidc.router)
     app.include_router(admin_invite.router)
     app.include_router(admin_outbox.router)
     app.include_router(dashboard.router)

@@ -1,7 +1,14 @@
-"""Benchmarks: prints the figures of issue 7. Run with `make bench` (takes a few minutes).
+"""Benchmarks: what people wait for (issue 16). Run with `make bench` (a few minutes).
 
-Every figure is a ratio or a count measured in this one run, so a noisy shared machine moves
-both sides of a ratio alike. Nothing here is a test: it measures and prints.
+1. the new hire's journey at 80 ms per IAM call, as a browser sees it, ÷ the sequential IAM floor;
+2. bulk API invitations under a 10 call/s account bucket ÷ the best that bucket allows;
+3. the server's own CPU time per journey;
+4. IAM calls per dashboard refresh; dashboard page and refresh at 5,000 users ÷ at 50; the enroll
+   landing page under wrk ÷ a bare FastAPI endpoint; peak server memory at 5,000 users.
+
+Ratios are measured within one run, so a noisy shared machine moves both sides alike. Nothing
+here is a test: it measures and prints, and ends with `name: value` lines for scripts.
+`--only SECTION` runs one section.
 """
 
 from __future__ import annotations
@@ -11,14 +18,20 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urljoin
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,12 +39,12 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 import httpx  # noqa: E402
 import pyotp  # noqa: E402
-import uvicorn  # noqa: E402
 
 from app.aws.client import client_config  # noqa: E402
 from app.config import load_settings  # noqa: E402
-from app.sandbox import Sandbox, start_sandbox  # noqa: E402
+from app.sandbox import SANDBOX_CREDENTIALS, Sandbox, start_sandbox  # noqa: E402
 from app.sandbox.data import populate  # noqa: E402
+from app.sandbox.realism import RealismSettings  # noqa: E402
 from app.services import directory  # noqa: E402
 from app.services.api_tokens import create_api_token  # noqa: E402
 from app.services.bootstrap import bootstrap  # noqa: E402
@@ -39,6 +52,32 @@ from app.services.portal import CLI_ACTOR, Portal, build_portal  # noqa: E402
 from tests.faultproxy import FaultProxy  # noqa: E402
 
 SECRET = "bench-secret-" + "b" * 40
+LATENCY_MS = 80
+BULK_RATE = 10
+# The longest chain of IAM calls of the journey where each needs the one before: the user
+# exists before it joins the MFA group, and the link goes out only once it is in (so the
+# device comes after); MFA is enabled on the created device, and the console password only
+# once MFA is on (docs/architecture.md, "The life of an enrollment").
+FLOOR_CHAIN = (
+    "CreateUser",
+    "AddUserToGroup",
+    "CreateVirtualMFADevice",
+    "EnableMFADevice",
+    "CreateLoginProfile",
+)
+# What an invitation needs at the least: the user, and its place in the MFA group.
+CALLS_PER_INVITATION = 2
+
+summary: dict[str, str] = {}
+SUMMARY_ORDER = (
+    "journey_vs_floor",
+    "bulk_vs_best",
+    "refresh_calls_5000",
+    "page_5000_vs_50",
+    "landing_vs_bare",
+    "peak_rss_mib",
+    "server_cpu_ms_per_journey",
+)
 
 
 def free_port() -> int:
@@ -49,10 +88,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_portal(endpoint: str, workdir: Path, name: str, **settings: Any) -> Portal:
+def wait_for(url: str) -> None:
+    for _ in range(300):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"bench: {url} did not come up")
+
+
+def make_portal(endpoint: str, db: str, **settings: Any) -> Portal:
     values = {
         "secret_key": SECRET,
-        "database_url": f"sqlite:///{workdir}/{name}.db",
+        "database_url": db,
         "base_url": "http://127.0.0.1:9",
         "housekeeping_interval_seconds": 0,
         **settings,
@@ -60,202 +109,43 @@ def make_portal(endpoint: str, workdir: Path, name: str, **settings: Any) -> Por
     return build_portal(load_settings(**values), endpoint=endpoint)
 
 
-def iam_client(endpoint: str) -> Any:
-    """A plain boto3 IAM client with the portal's client settings (standard retries, timeouts),
-    so a comparison measures what the portal adds, not a different retry mode."""
-    return boto3.client(
-        "iam",
-        endpoint_url=endpoint,
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=client_config(load_settings(secret_key=SECRET)),
-    )
-
-
-def fresh_account(sandbox: Sandbox, portal: Portal, users: int, with_mfa: int) -> None:
-    sandbox.reset()
-    bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
-    populate(users=users, with_mfa=with_mfa)
-
-
-# -- 1. IAM calls per dashboard refresh ----------------------------------------------------
-def per_user_refresh(client: Any) -> int:
-    """The naive way: list every user, then ListMFADevices for each."""
-    names = [
-        u["UserName"]
-        for page in client.get_paginator("list_users").paginate(PaginationConfig={"PageSize": 1000})
-        for u in page["Users"]
-    ]
-    # Four at a time, as a careful script would; the count of calls is what matters.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda name: client.list_mfa_devices(UserName=name), names))
-    return len(names)
-
-
-def bench_refresh_calls(sandbox: Sandbox, workdir: Path) -> dict[int, float]:
-    print("\n## 1. IAM calls per dashboard refresh (counted at the HTTP endpoint)")
-    print(
-        f"{'users':>6} {'portal calls':>13} {'per-user calls':>15} {'portal s':>9} {'per-user s':>11}"
-    )
-    proxy = FaultProxy(sandbox.url)
-    refresh_seconds: dict[int, float] = {}
-    try:
-        for users in (10, 100, 1000, 5000):
-            portal = make_portal(proxy.url, workdir, f"refresh{users}")
-            fresh_account(sandbox, portal, users, users // 10)
-            before = proxy.count()
-            started = time.perf_counter()
-            directory.refresh_directory(portal)
-            portal_seconds = time.perf_counter() - started
-            portal_calls = proxy.count() - before
-            refresh_seconds[users] = portal_seconds
-            before = proxy.count()
-            started = time.perf_counter()
-            per_user_refresh(iam_client(proxy.url))
-            naive_seconds = time.perf_counter() - started
-            naive_calls = proxy.count() - before
-            print(
-                f"{users:>6} {portal_calls:>13} {naive_calls:>15} {portal_seconds:>9.2f} {naive_seconds:>11.2f}"
-            )
-            portal.db.dispose()
-    finally:
-        proxy.stop()
-    return refresh_seconds
-
-
-# -- 2. the portal's overhead for a full invite + enrollment ------------------------------
-class Server:
-    """The portal served by uvicorn in a thread on 127.0.0.1."""
-
-    def __init__(self, portal: Portal):
-        from app.server import server_config
-
-        self.port = free_port()
-        config = server_config(portal, host="127.0.0.1", port=self.port)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def portal_journey(base: str, api_token: str, user: str) -> None:
-    """Invite through the API, then enroll through the pages, as a new hire's browser does."""
-    with httpx.Client(base_url=base, timeout=30) as api:
-        r = api.post(
-            "/api/v1/invitations",
-            json={"user_name": user, "email": f"{user}@example.com", "groups": ["Developers"]},
-            headers={"Authorization": f"Bearer {api_token}"},
-        )
-        r.raise_for_status()
-        link = r.json()["link"]
-    path = "/enroll/" + link.rsplit("/", 1)[1]
-    with httpx.Client(base_url=base, timeout=30, follow_redirects=True) as browser:
-        page = browser.get(path).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        scan = browser.post(path, data={"csrf_token": csrf}).text
-        secret = re.search(r'data-copy-value="([A-Z2-7]+)"', scan) or re.search(
-            r"secret=([A-Z2-7]+)", scan
-        )
-        assert secret, "no secret on the scan page"
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', scan).group(1)  # type: ignore[union-attr]
-        totp = pyotp.TOTP(secret.group(1))
-        now = time.time()
-        done = browser.post(
-            "/enroll/verify",
-            data={"csrf_token": csrf, "code1": totp.at(now - 30), "code2": totp.at(now)},
-        )
-        assert "/enroll/done" in str(done.url), done.text[:500]
-
-
-def direct_journey(client: Any, calls: list[str], user: str) -> None:
-    """The same IAM calls the portal made, in the same order, straight from boto3."""
-    serial = None
-    seed = None
-    groups = ["MFA", "Developers"]
-    for action in calls:
-        if action == "GetCallerIdentity":
-            boto3.client(
-                "sts",
-                endpoint_url=client.meta.endpoint_url,
-                region_name="us-east-1",
-                aws_access_key_id="bench",
-                aws_secret_access_key="bench",
-            ).get_caller_identity()
-        elif action == "ListAccountAliases":
-            client.list_account_aliases()
-        elif action == "CreateUser":
-            client.create_user(
-                UserName=user, Tags=[{"Key": "iam-onboard:managed", "Value": "true"}]
-            )
-        elif action == "AddUserToGroup":
-            # The portal's order: the MFA group at the invitation, the extra group at the end.
-            client.add_user_to_group(UserName=user, GroupName=groups.pop(0))
-        elif action == "ListVirtualMFADevices":
-            client.list_virtual_mfa_devices(AssignmentStatus="Unassigned")
-        elif action == "CreateVirtualMFADevice":
-            device = client.create_virtual_mfa_device(VirtualMFADeviceName=user)["VirtualMFADevice"]
-            serial, seed = device["SerialNumber"], device["Base32StringSeed"].decode()
-        elif action == "EnableMFADevice":
-            totp = pyotp.TOTP(seed or "")
-            now = time.time()
-            client.enable_mfa_device(
-                UserName=user,
-                SerialNumber=serial,
-                AuthenticationCode1=totp.at(now - 30),
-                AuthenticationCode2=totp.at(now),
-            )
-        elif action == "ListMFADevices":
-            client.list_mfa_devices(UserName=user)
-        elif action == "GetAccountPasswordPolicy":
-            try:
-                client.get_account_password_policy()
-            except client.exceptions.NoSuchEntityException:
-                pass
-        elif action == "CreateLoginProfile":
-            client.create_login_profile(
-                UserName=user, Password="Bench-Passw0rd!x", PasswordResetRequired=True
-            )
-        elif action == "GetUser":
-            client.get_user(UserName=user)
-        elif action == "ListUserTags":
-            client.list_user_tags(UserName=user)
-        elif action == "GetLoginProfile":
-            try:
-                client.get_login_profile(UserName=user)
-            except client.exceptions.NoSuchEntityException:
-                pass
-        elif action == "ListGroupsForUser":
-            client.list_groups_for_user(UserName=user)
-        else:
-            raise SystemExit(f"bench: no direct equivalent written for {action}")
-
-
-def start_sandbox_process() -> tuple[subprocess.Popen[str], str]:
-    """A sandbox in a process of its own, so neither side of a ratio shares its GIL."""
+# -- processes: a sandbox of its own, the portal's `serve` ------------------------------------
+@contextmanager
+def sandbox_process(**realism: float) -> Iterator[str]:
+    """A sandbox in its own process (its own GIL), with realism modes from the environment."""
+    names = {
+        "latency_ms": "IAM_ONBOARD_SANDBOX_LATENCY_MS",
+        "rate": "IAM_ONBOARD_SANDBOX_RATE",
+        "burst": "IAM_ONBOARD_SANDBOX_BURST",
+    }
+    env = {**os.environ, **{names[k]: str(v) for k, v in realism.items()}}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox.data"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "app.sandbox.data"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
-def start_server(
-    db: str, endpoint: str, log_path: Path | None = None, **extra: str
-) -> tuple[subprocess.Popen[bytes], str]:
+@contextmanager
+def serve(db: str, endpoint: str, **extra: str) -> Iterator[tuple[str, int]]:
+    """`iam-onboard serve` in its own process; yields its address and pid."""
     port = free_port()
     env = {
         **os.environ,
         "IAM_ONBOARD_SECRET_KEY": SECRET,
         "IAM_ONBOARD_DATABASE_URL": db,
         "AWS_ENDPOINT_URL_IAM": endpoint,
+        "AWS_ENDPOINT_URL_STS": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
         "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
         "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}",
         "IAM_ONBOARD_LOG_LEVEL": "WARNING",
@@ -264,131 +154,404 @@ def start_server(
         "IAM_ONBOARD_ENROLL_RATE_LIMIT_PER_MINUTE": "100000000",
         **extra,
     }
-    if log_path is not None:
-        env["IAM_ONBOARD_LOG_LEVEL"] = "INFO"
-    stderr = log_path.open("w") if log_path is not None else None
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stderr=stderr,
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT
     )
     base = f"http://127.0.0.1:{port}"
-    wait_for(base + "/healthz")
-    return server, base
-
-
-def bench_overhead(workdir: Path, rounds: int) -> float:
-    print("\n## 2. Portal overhead for a full invite + enrollment")
-    print(
-        "(portal: API invite + the enrollment pages over HTTP to `iam-onboard serve`; direct: the"
-    )
-    print(" same IAM calls from boto3; both against one sandbox process)")
-    sandbox_proc, sandbox_url = start_sandbox_process()
-    db = f"sqlite:///{workdir}/overhead.db"
-    proxy = FaultProxy(sandbox_url)
-    portal = make_portal(proxy.url, workdir, "overhead", assignable_groups=["Developers"])
-    bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
-    portal.iam().create_group("Developers")
-    portal.db.dispose()
-    portal = make_portal(proxy.url, workdir, "overhead", assignable_groups=["Developers"])
-    token = create_api_token(portal, name="bench")
-    learn = Server(portal)  # in-process, through the counting proxy: which calls a journey makes
     try:
-        portal_journey(learn.url, token, "learn1")
-        before = proxy.count()
-        portal_journey(learn.url, token, "learn2")
-        calls = proxy.calls[before:]
-    finally:
-        learn.stop()
-        proxy.stop()
-        portal.db.dispose()
-    print(f"IAM calls per journey ({len(calls)}): {dict(Counter(calls))}")
-    log_path = workdir / "server.log"
-    server, base = start_server(db, sandbox_url, log_path=log_path)
-    try:
-        direct = iam_client(sandbox_url)
-        portal_journey(base, token, "warm")
-        direct_journey(direct, calls, "dwarm")
-        seen_client, seen_server, seen_aws, seen_direct = [], [], [], []
-        for i in range(rounds):
-            lines_before = len(log_path.read_text().splitlines())
-            started = time.perf_counter()
-            portal_journey(base, token, f"p{i:03d}")
-            seen_client.append(time.perf_counter() - started)
-            time.sleep(0.1)  # let the last log line land
-            total, aws = server_seconds(log_path, lines_before)
-            seen_server.append(total)
-            seen_aws.append(aws)
-            started = time.perf_counter()
-            direct_journey(direct, calls, f"d{i:03d}")
-            seen_direct.append(time.perf_counter() - started)
-        client, portal_s, aws_s, direct_s = (
-            median(x) for x in (seen_client, seen_server, seen_aws, seen_direct)
-        )
-        # Each portal journey is paired with the direct one made right after it: the machine's
-        # load drifts over a run, and a pair shares it. The median of the pairs' ratios is the
-        # figure; the ratio of the two medians is printed beside it.
-        ratio = median([p / d for p, d in zip(seen_server, seen_direct, strict=True)])
-        print(
-            f"median over {rounds} journeys: portal {portal_s * 1000:.0f} ms (the server's own "
-            f"time for the 6 requests, {aws_s * 1000:.0f} ms of it waiting on IAM), same IAM "
-            f"calls direct {direct_s * 1000:.0f} ms"
-        )
-        print(
-            f"overhead ratio {ratio:.2f} (median of {rounds} paired journeys; ratio of the "
-            f"medians {portal_s / direct_s:.2f}; as the browser sees it, with its HTTP and "
-            f"parsing: {client * 1000:.0f} ms, ratio {client / direct_s:.2f})"
-        )
-        return ratio
+        wait_for(base + "/healthz")
+        yield base, server.pid
     finally:
         server.terminate()
         server.wait(10)
-        sandbox_proc.terminate()
-        sandbox_proc.wait(10)
 
 
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_seconds(log_path: Path, skip_lines: int) -> tuple[float, float]:
-    """Sums of the request durations the server logged, and of their time waiting on AWS.
-
-    The server's middleware times each request: "POST /enroll/verify 303 41.2ms (AWS 6 calls,
-    30.5ms)".
-    """
-    lines = log_path.read_text().splitlines()[skip_lines:]
-    found = [re.search(r" ([\d.]+)ms \(AWS \d+ calls, ([\d.]+)ms\)", line) for line in lines]
-    total = sum(float(m.group(1)) for m in found if m) / 1000
-    aws = sum(float(m.group(2)) for m in found if m) / 1000
-    return total, aws
+def vm_hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
-# -- 3. dashboard time at 5,000 users / at 50 ----------------------------------------------
-def bench_dashboard(sandbox: Sandbox, workdir: Path) -> None:
-    print("\n## 3. Dashboard time: 5,000 users vs 50")
-    results: dict[int, tuple[float, float]] = {}
-    for users in (50, 5000):
-        portal = make_portal(sandbox.url, workdir, f"dash{users}")
-        fresh_account(sandbox, portal, users, users // 10)
-        started = time.perf_counter()
-        directory.refresh_directory(portal)
-        refresh = time.perf_counter() - started
-        started = time.perf_counter()
-        for _ in range(5):
-            directory.list_users(portal, page=1)
-        page = (time.perf_counter() - started) / 5
-        results[users] = (refresh, page)
-        print(f"{users:>5} users: refresh {refresh:.2f} s, one dashboard page {page * 1000:.0f} ms")
+class TimingProxy(FaultProxy):
+    """The tests' counting proxy, also noting when each IAM call reached it and when IAM's
+    answer came back: the time a call costs the portal, this hop included."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.timeline: list[tuple[str, float, float]] = []
+        self._arrived = threading.local()
+
+    def _pick(self, action: str) -> str | None:
+        self._arrived.at = time.perf_counter()
+        return super()._pick(action)
+
+    def _forward(self, path: str, body: bytes, headers: object) -> tuple[int, bytes, str]:
+        action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or ["?"])[0]
+        try:
+            return super()._forward(path, body, headers)
+        finally:
+            with self._lock:
+                self.timeline.append((action, self._arrived.at, time.perf_counter()))
+
+
+def prepare_account(endpoint: str, db: str) -> str:
+    """Bootstrap the account (MFA group, policies), add Developers; returns an API token."""
+    portal = make_portal(endpoint, db, assignable_groups=["Developers"])
+    try:
+        bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
+        portal.iam().create_group("Developers")
+        return create_api_token(portal, name="bench")
+    finally:
         portal.db.dispose()
+
+
+# -- 1 + 3. the new hire's journey, as a browser makes it -------------------------------------
+_ASSET = re.compile(r'<(?:link[^>]+href|script[^>]+src|img[^>]+src)="(/[^"]+)"')
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Browser:
+    """An HTTP client making the requests a browser makes: redirects, cookies, and each page's
+    stylesheets, scripts and images (once each per person, as a browser caches them).
+
+    Made once and reused, with its cookies cleared for each new hire: building an httpx
+    client costs tens of milliseconds (its TLS context), which no browser pays per page.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.client = httpx.Client(base_url=base, timeout=60, follow_redirects=True)
+        self.cached: set[str] = set()
+
+    def new_person(self) -> None:
+        self.client.cookies.clear()
+        self.cached.clear()
+
+    def page(self, response: httpx.Response) -> str:
+        response.raise_for_status()
+        for asset in _ASSET.findall(response.text):
+            if asset not in self.cached:
+                self.cached.add(asset)
+                self.client.get(asset).raise_for_status()
+        return response.text
+
+    def get(self, path: str) -> str:
+        return self.page(self.client.get(path))
+
+    def post(self, path: str, data: dict[str, str]) -> tuple[str, str]:
+        response = self.client.post(path, data=data)
+        return self.page(response), str(response.url)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Journey:
+    """The API client of the HR system and the new hire's browser, kept between journeys."""
+
+    def __init__(self, base: str, api_token: str) -> None:
+        self.base = base
+        self.api = httpx.Client(
+            base_url=base, timeout=60, headers={"Authorization": f"Bearer {api_token}"}
+        )
+        self.browser = Browser(base)
+
+    def close(self) -> None:
+        self.api.close()
+        self.browser.close()
+
+    def run(self, user: str) -> None:
+        """Invite through the API (as the HR system would), then the new hire's browser: the
+        link, Start, the QR page, two codes, the done page with the console password."""
+        r = self.api.post(
+            "/api/v1/invitations",
+            json={"user_name": user, "email": f"{user}@example.com", "groups": ["Developers"]},
+        )
+        r.raise_for_status()
+        link = r.json()["link"]
+        browser = self.browser
+        browser.new_person()
+        landing = browser.get(urljoin(self.base, link))
+        csrf = _CSRF.search(landing)
+        assert csrf, "no form on the landing page"
+        scan, _url = browser.post(
+            "/enroll/" + link.rsplit("/", 1)[1], {"csrf_token": csrf.group(1)}
+        )
+        secret = re.search(r'data-copy-value="([A-Z2-7]+)"', scan)
+        csrf = _CSRF.search(scan)
+        assert secret and csrf, "no secret on the scan page"
+        totp = pyotp.TOTP(secret.group(1))
+        now = time.time()
+        done, url = browser.post(
+            "/enroll/verify",
+            {"csrf_token": csrf.group(1), "code1": totp.at(now - 30), "code2": totp.at(now)},
+        )
+        assert url.endswith("/enroll/done"), done[:500]
+
+
+def longest_chain(calls: list[tuple[str, float, float]]) -> list[int]:
+    """The longest run of calls each starting after the one before ended: the calls the
+    portal made one after another (indexes into `calls`, sorted by start)."""
+    best: list[list[int]] = []
+    for i, (_a, started, _e) in enumerate(calls):
+        before = [best[j] for j in range(i) if calls[j][2] <= started]
+        best.append([*max(before, key=len, default=[]), i])
+    return max(best, key=len, default=[])
+
+
+def bench_journey(workdir: Path, rounds: int) -> None:
+    print(f"\n## 1. The new hire's journey at {LATENCY_MS} ms per IAM call, ÷ the sequential floor")
+    print("(an HTTP client making every request a browser makes, API invite included, timed end")
+    print(" to end; `iam-onboard serve` and the sandbox each in a process of their own)")
+    db = f"sqlite:///{workdir}/journey.db"
+    with sandbox_process(latency_ms=LATENCY_MS) as sandbox_url:
+        proxy = TimingProxy(sandbox_url)
+        try:
+            token = prepare_account(proxy.url, db)
+            with serve(db, proxy.url) as (base, pid):
+                person = Journey(base, token)
+                person.run("warm0")  # imports, first templates, the account-info cache
+                person.run("warm1")
+                seen: list[float] = []
+                cpu: list[float] = []
+                latencies: list[float] = []
+                timeline: list[tuple[str, float, float]] = []
+                for i in range(rounds):
+                    mark = len(proxy.timeline)
+                    cpu_before = cpu_seconds(pid)
+                    started = time.perf_counter()
+                    person.run(f"j{i:03d}")
+                    seen.append(time.perf_counter() - started)
+                    cpu.append(cpu_seconds(pid) - cpu_before)
+                    timeline = sorted(proxy.timeline[mark:], key=lambda c: c[1])
+                    latencies.extend(ended - began for _a, began, ended in timeline)
+                person.close()
+        finally:
+            proxy.stop()
+    per_call = statistics.mean(latencies)
+    floor = len(FLOOR_CHAIN) * per_call
+    took = statistics.median(seen)
+    ratio = took / floor
+    print(f"sequential floor: {' → '.join(FLOOR_CHAIN)}")
     print(
-        f"ratio 5,000/50: refresh {results[5000][0] / results[50][0]:.1f}x, "
-        f"page {results[5000][1] / results[50][1]:.1f}x (users: 100x)"
+        f"  {len(FLOOR_CHAIN)} calls × {per_call * 1000:.0f} ms (the mean IAM call, as the "
+        f"portal waited for it) = {floor * 1000:.0f} ms"
+    )
+    chain = longest_chain(timeline)
+    t0 = timeline[0][1] if timeline else 0.0
+    print(
+        f"the portal's {len(timeline)} calls (the last journey; ms from its first call), "
+        f"{len(chain)} of them one after another (→):"
+    )
+    for i, (action, began, ended) in enumerate(timeline):
+        mark = "→" if i in chain else " "
+        print(f"  {mark} {action:<26} {(began - t0) * 1000:>5.0f} … {(ended - t0) * 1000:>5.0f}")
+    print(
+        f"journey: median {took * 1000:.0f} ms over {rounds} journeys "
+        f"(min {min(seen) * 1000:.0f}, max {max(seen) * 1000:.0f}): {ratio:.2f}× the floor"
+    )
+    cpu_ms = statistics.median(cpu) * 1000
+    print(f"\n## 3. Server CPU time per journey: {cpu_ms:.0f} ms (median; user + system)")
+    summary["journey_vs_floor"] = f"{ratio:.2f}"
+    summary["server_cpu_ms_per_journey"] = f"{cpu_ms:.0f}"
+
+
+# -- 2. bulk invitations under the account's bucket -------------------------------------------
+def bench_bulk(workdir: Path, invitations: int, clients: int) -> None:
+    print(
+        f"\n## 2. Bulk API invitations under a {BULK_RATE} call/s account bucket "
+        f"({LATENCY_MS} ms a call, {clients} concurrent clients)"
+    )
+    db = f"sqlite:///{workdir}/bulk.db"
+    with sandbox_process(latency_ms=LATENCY_MS, rate=BULK_RATE, burst=BULK_RATE) as url:
+        proxy = FaultProxy(url)
+        try:
+            token = prepare_account(proxy.url, db)
+            with serve(db, proxy.url) as (base, _pid):
+                time.sleep(1.5)  # the set-up's calls emptied the bucket: let it fill again
+                before = proxy.count()
+                failures: list[str] = []
+                refusals: list[str] = []
+
+                def invite(n: int) -> None:
+                    """One invitation as an HR system sends it: a 503 (AWS throttling) is
+                    sent again after the Retry-After the portal gives (1 s without one)."""
+                    with httpx.Client(base_url=base, timeout=300) as api:
+                        for _attempt in range(20):
+                            r = api.post(
+                                "/api/v1/invitations",
+                                json={"user_name": f"bulk{n:04d}", "email": f"b{n}@example.com"},
+                                headers={"Authorization": f"Bearer {token}"},
+                            )
+                            if r.is_success:
+                                return
+                            if r.status_code != 503:
+                                break
+                            refusals.append(r.json()["error"]["code"])
+                            time.sleep(float(r.headers.get("Retry-After") or 1))
+                        failures.append(f"{r.status_code} {r.text[:120]}")
+
+                started = time.perf_counter()
+                with ThreadPoolExecutor(clients) as pool:
+                    list(pool.map(invite, range(invitations)))
+                took = time.perf_counter() - started
+                calls = proxy.count() - before
+        finally:
+            proxy.stop()
+    made = invitations - len(failures)
+    best = made * CALLS_PER_INVITATION / BULK_RATE
+    ratio = best / took
+    print(
+        f"{made} of {invitations} invitations made in {took:.1f} s ({made / took:.2f}/s); "
+        f"{calls} IAM calls reached the sandbox (throttled ones included); the clients were "
+        f"answered 503 {len(refusals)} times ({dict(Counter(refusals))}) and sent those again"
+    )
+    for failure in failures[:3]:
+        print(f"  failed for good: {failure}")
+    print(
+        f"best under the bucket: {CALLS_PER_INVITATION} calls an invitation ÷ {BULK_RATE}/s "
+        f"= {best:.1f} s; throughput ÷ best: {ratio:.2f}"
+    )
+    summary["bulk_vs_best"] = f"{ratio:.2f}"
+
+
+# -- 4a. IAM calls per dashboard refresh -------------------------------------------------------
+def iam_client(endpoint: str) -> Any:
+    """A plain boto3 IAM client with the portal's client settings."""
+    return boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=client_config(load_settings(secret_key=SECRET)),
+        **SANDBOX_CREDENTIALS,
     )
 
 
-# -- 4. landing page requests per second under wrk ------------------------------------------
+def per_user_refresh(client: Any) -> None:
+    """The naive way: list every user, then ListMFADevices for each (four at a time)."""
+    names = [
+        u["UserName"]
+        for page in client.get_paginator("list_users").paginate(PaginationConfig={"PageSize": 1000})
+        for u in page["Users"]
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda name: client.list_mfa_devices(UserName=name), names))
+
+
+def fresh_account(sandbox: Sandbox, portal: Portal, users: int) -> None:
+    sandbox.reset()
+    bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
+    populate(users=users, with_mfa=users // 10)
+
+
+def bench_refresh_calls(sandbox: Sandbox, workdir: Path) -> None:
+    print("\n## 4a. IAM calls per dashboard refresh (counted at the HTTP endpoint)")
+    print(f"{'users':>6} {'portal calls':>13} {'per-user calls':>15}")
+    proxy = FaultProxy(sandbox.url)
+    try:
+        for users in (10, 100, 1000, 5000):
+            portal = make_portal(proxy.url, f"sqlite:///{workdir}/refresh{users}.db")
+            fresh_account(sandbox, portal, users)
+            before = proxy.count()
+            directory.refresh_directory(portal)
+            portal_calls = proxy.count() - before
+            before = proxy.count()
+            per_user_refresh(iam_client(proxy.url))
+            naive_calls = proxy.count() - before
+            print(f"{users:>6} {portal_calls:>13} {naive_calls:>15}")
+            portal.db.dispose()
+    finally:
+        proxy.stop()
+    summary["refresh_calls_5000"] = str(portal_calls)
+
+
+# -- 4b. dashboard page and refresh at 5,000 users ÷ at 50 ------------------------------------
+def admin_cookie(portal: Portal) -> str:
+    """An admin's session, made in the database as the dashboard tests do (signing in itself
+    is not what is measured here)."""
+    from app.services.sessions import create_session
+    from app.store.models import Admin
+
+    with portal.db.session() as s:
+        admin = Admin(email="bench@example.com")
+        s.add(admin)
+        s.flush()
+        admin_id = admin.id
+    return create_session(
+        portal, kind="admin", admin_id=admin_id, data={"email": "bench@example.com"}
+    )
+
+
+def timed_get(client: httpx.Client, path: str) -> float:
+    started = time.perf_counter()
+    client.get(path).raise_for_status()
+    return time.perf_counter() - started
+
+
+def bench_dashboard(sandbox: Sandbox, slow: Sandbox, workdir: Path, views: int) -> None:
+    print(f"\n## 4b. Dashboard at 5,000 users ÷ at 50 ({LATENCY_MS} ms per IAM call)")
+    refreshes: dict[int, float] = {}
+    sql: dict[int, float] = {}
+    cookies: dict[int, str] = {}
+    for users in (50, 5000):
+        db = f"sqlite:///{workdir}/dash{users}.db"
+        portal = make_portal(sandbox.url, db)
+        fresh_account(sandbox, portal, users)
+        portal.db.dispose()
+        portal = make_portal(slow.url, db)  # the same moto state, every call 80 ms
+        started = time.perf_counter()
+        directory.refresh_directory(portal)
+        refreshes[users] = time.perf_counter() - started
+        # The service call alone (the SQL and the page's 50 rows), for the record.
+        directory.list_users(portal, page=1)
+        times = []
+        for _ in range(views):
+            started = time.perf_counter()
+            directory.list_users(portal, page=1)
+            times.append(time.perf_counter() - started)
+        sql[users] = statistics.median(times)
+        cookies[users] = admin_cookie(portal)
+        portal.db.dispose()
+    # The page as the admin's browser gets it, from `serve`: both servers up at once and the
+    # views taken in turns, so the machine's drifting load falls on both alike.
+    pages: dict[int, list[float]] = {50: [], 5000: []}
+    with (
+        serve(f"sqlite:///{workdir}/dash50.db", slow.url) as (base50, _p1),
+        serve(f"sqlite:///{workdir}/dash5000.db", slow.url) as (base5000, _p2),
+    ):
+        clients = {
+            users: httpx.Client(base_url=base, timeout=60, cookies={"iam_onboard": cookies[users]})
+            for users, base in ((50, base50), (5000, base5000))
+        }
+        for client in clients.values():
+            timed_get(client, "/admin/dashboard")  # first view: templates, caches
+        for _ in range(views):
+            for users, client in clients.items():
+                pages[users].append(timed_get(client, "/admin/dashboard"))
+        for client in clients.values():
+            client.close()
+    page = {users: statistics.median(seen) for users, seen in pages.items()}
+    for users in (50, 5000):
+        print(
+            f"{users:>5} users: refresh {refreshes[users]:.2f} s; one dashboard page "
+            f"{page[users] * 1000:.1f} ms over HTTP (median of {views}; the listing service "
+            f"alone {sql[users] * 1000:.1f} ms)"
+        )
+    page_ratio = page[5000] / page[50]
+    print(
+        f"ratio 5,000/50 (users: 100×): refresh {refreshes[5000] / refreshes[50]:.1f}×, "
+        f"page {page_ratio:.2f}× (the listing service alone {sql[5000] / sql[50]:.2f}×)"
+    )
+    summary["page_5000_vs_50"] = f"{page_ratio:.2f}"
+
+
+# -- 4c. landing page requests per second under wrk --------------------------------------------
 BARE_APP = """
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -413,109 +576,51 @@ def wrk_rps(url: str, seconds: int) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def wait_for(url: str) -> None:
-    for _ in range(200):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"bench: {url} did not come up")
-
-
 def bench_wrk(sandbox: Sandbox, workdir: Path, seconds: int) -> None:
-    print("\n## 4. Enroll landing page vs a bare FastAPI endpoint (wrk, 1 uvicorn worker each)")
+    print("\n## 4c. Enroll landing page vs a bare FastAPI endpoint (wrk, 1 uvicorn worker each)")
     if not shutil.which("wrk"):
         print("wrk not installed (apt-get install wrk): skipped")
         return
     sandbox.reset()
     db = f"sqlite:///{workdir}/wrk.db"
-    env = {
-        **os.environ,
-        "IAM_ONBOARD_SECRET_KEY": SECRET,
-        "IAM_ONBOARD_DATABASE_URL": db,
-        "AWS_ENDPOINT_URL_IAM": sandbox.url,
-        "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
-        "IAM_ONBOARD_ENROLL_RATE_LIMIT_PER_MINUTE": "100000000",
-        "IAM_ONBOARD_LOG_LEVEL": "WARNING",
-    }
-    portal = build_portal(load_settings(secret_key=SECRET, database_url=db), endpoint=sandbox.url)
+    portal = make_portal(sandbox.url, db)
     bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
     from app.services.invitations import invite_user
 
     link = invite_user(portal, user_name="wrkuser", email="w@example.com", actor=CLI_ACTOR).link
     portal.db.dispose()
-    port, bare_port = free_port(), free_port()
-    bare_file = workdir / "bare_app.py"
-    bare_file.write_text(BARE_APP)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env={**env, "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}"},
-        cwd=ROOT,
-    )
+    bare_port = free_port()
+    (workdir / "bare_app.py").write_text(BARE_APP)
     bare = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port)]
+        + ["--log-level", "warning", "--no-access-log"],
         cwd=workdir,
     )
     try:
-        landing = f"http://127.0.0.1:{port}/enroll/" + link.rsplit("/", 1)[1]
-        hello = f"http://127.0.0.1:{bare_port}/hello"
-        wait_for(landing)
-        wait_for(hello)
-        landing_rps = wrk_rps(landing, seconds)
-        bare_rps = wrk_rps(hello, seconds)
-        print(
-            f"landing {landing_rps:.0f} req/s, bare endpoint {bare_rps:.0f} req/s, "
-            f"ratio {landing_rps / bare_rps:.2f}"
-        )
+        with serve(db, sandbox.url) as (base, _pid):
+            landing = base + "/enroll/" + link.rsplit("/", 1)[1]
+            hello = f"http://127.0.0.1:{bare_port}/hello"
+            wait_for(hello)
+            landing_rps = wrk_rps(landing, seconds)
+            bare_rps = wrk_rps(hello, seconds)
     finally:
-        for p in (server, bare):
-            p.terminate()
-            p.wait(10)
+        bare.terminate()
+        bare.wait(10)
+    ratio = landing_rps / bare_rps if bare_rps else 0.0
+    print(f"landing {landing_rps:.0f} req/s, bare endpoint {bare_rps:.0f} req/s, ratio {ratio:.2f}")
+    summary["landing_vs_bare"] = f"{ratio:.2f}"
 
 
-# -- 5. peak memory of the server at 5,000 users -------------------------------------------
-def vm_hwm_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
+# -- 4d. peak memory of the server at 5,000 users ---------------------------------------------
 def bench_memory(sandbox: Sandbox, workdir: Path) -> None:
-    print("\n## 5. Peak memory of the server (VmHWM) at 5,000 users")
+    print("\n## 4d. Peak memory of `iam-onboard serve` (VmHWM) at 5,000 users, no admin sign-in")
     db = f"sqlite:///{workdir}/memory.db"
-    portal = build_portal(load_settings(secret_key=SECRET, database_url=db), endpoint=sandbox.url)
-    fresh_account(sandbox, portal, 5000, 500)
+    portal = make_portal(sandbox.url, db)
+    fresh_account(sandbox, portal, 5000)
     token = create_api_token(portal, name="memory")
     portal.db.dispose()
-    port = free_port()
-    env = {
-        **os.environ,
-        "IAM_ONBOARD_SECRET_KEY": SECRET,
-        "IAM_ONBOARD_DATABASE_URL": db,
-        "AWS_ENDPOINT_URL_IAM": sandbox.url,
-        "IAM_ONBOARD_HOUSEKEEPING_INTERVAL_SECONDS": "0",
-        "IAM_ONBOARD_BASE_URL": f"http://127.0.0.1:{port}",
-        "IAM_ONBOARD_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/healthz")
-        idle = vm_hwm_mib(server.pid)
+    with serve(db, sandbox.url) as (base, pid):
+        idle = vm_hwm_mib(pid)
         headers = {"Authorization": f"Bearer {token}"}
         r = httpx.get(
             base + "/api/v1/users",
@@ -533,45 +638,72 @@ def bench_memory(sandbox: Sandbox, workdir: Path) -> None:
                 headers=headers,
                 timeout=60,
             ).raise_for_status()
-        print(
-            f"{total} users listed over {pages} API pages; server peak RSS {vm_hwm_mib(server.pid):.0f} MiB "
-            f"(after start: {idle:.0f} MiB)"
-        )
-    finally:
-        server.terminate()
-        server.wait(10)
+        peak = vm_hwm_mib(pid)
+    print(
+        f"{total} users listed over {pages} API pages; peak RSS {peak:.0f} MiB "
+        f"(after start: {idle:.0f} MiB)"
+    )
+    summary["peak_rss_mib"] = f"{peak:.0f}"
+
+
+@dataclass
+class InProcess:
+    plain: Sandbox
+    slow: Sandbox
+
+
+SECTIONS = ("journey", "bulk", "refresh", "dashboard", "wrk", "memory")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=30, help="journeys for the overhead ratio")
+    parser.add_argument("--rounds", type=int, default=15, help="timed journeys")
+    parser.add_argument("--invitations", type=int, default=60, help="bulk invitations")
+    parser.add_argument("--clients", type=int, default=10, help="concurrent bulk API clients")
+    parser.add_argument("--views", type=int, default=30, help="dashboard page views timed")
     parser.add_argument("--wrk-seconds", type=int, default=10)
-    parser.add_argument("--only", choices=["refresh", "overhead", "dashboard", "wrk", "memory"])
+    parser.add_argument("--only", choices=SECTIONS, help="run one section")
     args = parser.parse_args()
     print(f"# iam-onboard benchmarks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.platform()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
     )
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    sandbox = start_sandbox()
+    wanted = [args.only] if args.only else list(SECTIONS)
     workdir = Path(tempfile.mkdtemp(prefix="iam-onboard-bench-"))
+    boxes: InProcess | None = None
     try:
-        if args.only in (None, "refresh"):
-            bench_refresh_calls(sandbox, workdir)
-        if args.only in (None, "overhead"):
-            bench_overhead(workdir, args.rounds)
-        if args.only in (None, "dashboard"):
-            bench_dashboard(sandbox, workdir)
-        if args.only in (None, "wrk"):
-            bench_wrk(sandbox, workdir, args.wrk_seconds)
-        if args.only in (None, "memory"):
-            bench_memory(sandbox, workdir)
+        if "journey" in wanted:
+            bench_journey(workdir, args.rounds)
+        if "bulk" in wanted:
+            bench_bulk(workdir, args.invitations, args.clients)
+        if {"refresh", "dashboard", "wrk", "memory"} & set(wanted):
+            # Both share moto's in-process state (app/sandbox/server.py): one fills it fast,
+            # the other answers every call 80 ms late.
+            boxes = InProcess(
+                start_sandbox(realism=RealismSettings()),
+                start_sandbox(realism=RealismSettings(latency_ms=LATENCY_MS)),
+            )
+        if boxes and "refresh" in wanted:
+            bench_refresh_calls(boxes.plain, workdir)
+        if boxes and "dashboard" in wanted:
+            bench_dashboard(boxes.plain, boxes.slow, workdir, args.views)
+        if boxes and "wrk" in wanted:
+            bench_wrk(boxes.plain, workdir, args.wrk_seconds)
+        if boxes and "memory" in wanted:
+            bench_memory(boxes.plain, workdir)
     finally:
-        sandbox.stop()
+        if boxes is not None:
+            boxes.plain.stop()
+            boxes.slow.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    print("\n## Summary")
+    for name in SUMMARY_ORDER:
+        if name in summary:
+            print(f"{name}: {summary[name]}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from app.sandbox import Sandbox, start_sandbox
 from app.services.bootstrap import bootstrap
 from app.services.portal import CLI_ACTOR, Portal, build_portal
 from app.store.db import Database
+from tests.oidc_support import OidcProvider, start_oidc_provider
 
 POSTGRES_URL = os.environ.get("IAM_ONBOARD_TEST_POSTGRES_URL")
 # CI sets this: there a skipped test is a failure, never a silent pass.
@@ -164,12 +165,8 @@ def make_portal(
     # No background housekeeping thread in tests unless a test asks for one.
     overrides.setdefault("housekeeping_interval_seconds", 0)
     _copy_migrated_sqlite(database_url)
-    settings = load_settings(
-        secret_key=TEST_SECRET,
-        database_url=database_url,
-        base_url="http://portal.test",
-        **overrides,
-    )
+    overrides.setdefault("base_url", "http://portal.test")
+    settings = load_settings(secret_key=TEST_SECRET, database_url=database_url, **overrides)
     return build_portal(settings, endpoint=endpoint or sandbox.url)
 
 
@@ -207,6 +204,14 @@ def portal(aws: Sandbox, sqlite_url: str) -> Iterator[Portal]:
         iam.create_group(group)
     yield p
     p.db.dispose()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """panva's oidc-provider (tests/oidc) on a free loopback port for the whole session."""
+    provider = start_oidc_provider(skip_or_fail)
+    yield provider
+    provider.stop()
 
 
 @pytest.fixture

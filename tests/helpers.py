@@ -114,13 +114,16 @@ def start_demo(tmp_path: Path, *extra_args: str, env: dict[str, str] | None = No
 
 
 @contextmanager
-def serve_in_thread(portal: Any, **options: Any) -> Iterator[str]:
-    """The portal on a real uvicorn in a thread on 127.0.0.1, as `serve` runs it; stopped after."""
+def serve_in_thread(portal: Any, *, port: int | None = None, **options: Any) -> Iterator[str]:
+    """The portal on a real uvicorn in a thread on 127.0.0.1, as `serve` runs it; stopped after.
+
+    `port`: a port chosen beforehand, when the portal's base URL must name it (SSO callbacks).
+    """
     from uvicorn import Server
 
     from app.server import server_config
 
-    srv = Server(server_config(portal, host="127.0.0.1", port=free_port(), **options))
+    srv = Server(server_config(portal, host="127.0.0.1", port=port or free_port(), **options))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -13,6 +13,7 @@ from app.aws.policies import mfa_policy_document, policy_drift
 from app.aws.policy_documents import ADMIN_POLICIES
 from app.aws.policy_faults import find_faults
 from app.i18n import _
+from app.services.admins import oidc
 from app.services.bootstrap import policy_arn
 from app.services.portal import Portal
 
@@ -175,6 +176,19 @@ def _smtp_check(portal: Portal) -> list[Check]:
     return [Check(True, _("SMTP server {server} answers").format(server=f"{host}:{port}"))]
 
 
+def _sso_check(portal: Portal) -> list[Check]:
+    issuer = portal.settings.oidc_issuer
+    if not issuer:
+        return []
+    try:
+        oidc.signing_keys(portal)
+    except oidc.OidcUnavailable as exc:
+        text = _("identity provider {issuer}: {problem} Fix: check IAM_ONBOARD_OIDC_ISSUER")
+        return [Check(False, text.format(issuer=issuer, problem=exc.message))]
+    text = _("identity provider {issuer} answers (discovery document and keys)")
+    return [Check(True, text.format(issuer=issuer))]
+
+
 def run_checks(portal: Portal) -> list[Check]:
     """Every check, in order; problems never stop the later checks."""
     checks: list[Check] = []
@@ -186,4 +200,5 @@ def run_checks(portal: Portal) -> list[Check]:
         checks.extend(_unprotected_admin_checks(portal))
     checks.extend(_database_checks(portal))
     checks.extend(_smtp_check(portal))
+    checks.extend(_sso_check(portal))
     return checks

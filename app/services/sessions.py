@@ -17,6 +17,8 @@ TIMEOUTS = {
     # password accepted, waiting for the TOTP code
     "admin_pending": (timedelta(minutes=5), timedelta(minutes=10)),
     "enroll": (timedelta(minutes=30), timedelta(hours=2)),
+    # gone to the identity provider to sign in; holds the flow's state, nonce and PKCE verifier
+    "oidc_pending": (timedelta(minutes=10), timedelta(minutes=10)),
 }
 # Writing last_seen on every request would turn each page view into a write.
 _TOUCH_EVERY = timedelta(seconds=60)

@@ -7,17 +7,23 @@ from datetime import datetime
 
 from app.errors import ValidationError
 from app.i18n import _
-from app.store.states import BOUND_ENROLLMENT, LIVE_ENROLLMENT, EnrollmentState, InvitationState
+from app.store.states import (
+    BOUND_ENROLLMENT,
+    LIVE_ENROLLMENT,
+    EnrollmentState,
+    InvitationState,
+    UserStatus,
+)
 
-INVITED = "invited"
-INVITE_EXPIRED = "invite expired"
-ENROLLING = "enrolling"
-LOCKED = "locked"
-ENROLLED = "enrolled"
-REVOKED = "revoked"
-NO_MFA = "no MFA"
-MFA_UNMANAGED = "MFA (unmanaged)"
-OUTSIDE_MFA_GROUP = "outside MFA group"
+INVITED = UserStatus.INVITED
+INVITE_EXPIRED = UserStatus.INVITE_EXPIRED
+ENROLLING = UserStatus.ENROLLING
+LOCKED = UserStatus.LOCKED
+ENROLLED = UserStatus.ENROLLED
+REVOKED = UserStatus.REVOKED
+NO_MFA = UserStatus.NO_MFA
+MFA_UNMANAGED = UserStatus.MFA_UNMANAGED
+OUTSIDE_MFA_GROUP = UserStatus.OUTSIDE_MFA_GROUP
 
 # Display and default sort order: what needs an admin first (expired invitations above all).
 STATUSES = (
@@ -31,7 +37,7 @@ STATUSES = (
     MFA_UNMANAGED,
     REVOKED,
 )
-ORDER = {status: index for index, status in enumerate(STATUSES)}
+ORDER: dict[str, int] = {status: index for index, status in enumerate(STATUSES)}
 
 # Invitation states that say something about the user; `creating` and `failed` do not
 # (a failed invite of a name that already existed must not make that user "managed").
@@ -45,7 +51,7 @@ MEANINGFUL_INVITATION = (
 
 def status_label(status: str) -> str:
     """The status as a person reads it, in the current language."""
-    labels = {
+    labels: dict[str, str] = {
         INVITED: _("invited"),
         INVITE_EXPIRED: _("invite expired"),
         ENROLLING: _("enrolling"),
@@ -144,8 +150,16 @@ def compute_status(
         if invitation.status == InvitationState.EXPIRED or invitation.expires_at <= now:
             return INVITE_EXPIRED
         return INVITED
-    # Users the portal did not create: no MFA at all is the most urgent; MFA outside the
-    # MFA group is not enforced by the group's deny-until-MFA policy; the rest is fine.
+    return iam_status(has_mfa=has_mfa, in_mfa_group=in_mfa_group)
+
+
+def iam_status(*, has_mfa: bool, in_mfa_group: bool) -> str:
+    """The status of a user the portal did not invite, from what IAM says alone.
+
+    No MFA at all is the most urgent; MFA outside the MFA group is not enforced by the group's
+    deny-until-MFA policy; the rest is fine. Stored at each refresh (directory_users.iam_status)
+    so the dashboard filters and counts in SQL.
+    """
     if not has_mfa:
         return NO_MFA
     if not in_mfa_group:

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -118,6 +118,8 @@ class AuditEvent(Base):
 
 class Admin(Base):
     __tablename__ = "admins"
+    # An SSO admin is the provider's (issuer, subject): emails can change or be reused there.
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_admins_oidc"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -131,6 +133,8 @@ class Admin(Base):
     locked_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    oidc_issuer: Mapped[str | None] = mapped_column(String(512))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
 
 
 class SignInFailures(Base):
@@ -154,7 +158,8 @@ class WebSession(Base):
     __tablename__ = "web_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # anonymous | admin | enroll
+    # app.services.sessions.TIMEOUTS: admin, admin_pending, oidc_pending, enroll
+    kind: Mapped[str] = mapped_column(String(16))
     admin_id: Mapped[str | None] = mapped_column(ForeignKey("admins.id"))
     enrollment_id: Mapped[str | None] = mapped_column(ForeignKey("enrollments.id"))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -249,6 +254,8 @@ class DirectoryUser(Base):
     """The cached snapshot of one IAM user, rebuilt by each dashboard refresh."""
 
     __tablename__ = "directory_users"
+    # A page of the users the portal did not invite is read off this index in order.
+    __table_args__ = (Index("ix_directory_users_rank_key", "iam_rank", "user_name_key"),)
 
     user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str | None] = mapped_column(String(128))
@@ -260,6 +267,12 @@ class DirectoryUser(Base):
     mfa_active: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(32), index=True)
     refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the dashboard pages, filters and counts on in SQL (app/services/directory/listing.py):
+    # the name as IAM compares it (case-insensitively) and the status from IAM's facts alone;
+    # a user the portal invited takes its status from the invitation at read time instead.
+    user_name_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    iam_status: Mapped[str | None] = mapped_column(String(32))
+    iam_rank: Mapped[int | None] = mapped_column(Integer)  # iam_status's place in the order
 
 
 class DirectorySnapshot(Base):

@@ -6,6 +6,7 @@ written before, queries, JSON and templates read them unchanged.
 An invitation:  creating -> pending -> used;  or revoked, expired, failed.
 An enrollment:  started -> device_created -> enabling -> enabled -> done;  or expired, locked
 (a resend of a locked or expired link starts the same row over).
+A user on the dashboard: one UserStatus (app/services/statuses.py gives the rules).
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ class WebhookEvent(StrEnum):
     EXPIRED = "invitation.expired"  # the link ran out unused
     DEADLINE = "deadline.passed"  # an existing user's grace period ran out: MFA group now
     OFFBOARDED = "offboarded"
+
+
+class UserStatus(StrEnum):
+    """A user's status on the dashboard and in the API (stored in directory_users)."""
+
+    INVITED = "invited"
+    INVITE_EXPIRED = "invite expired"
+    ENROLLING = "enrolling"
+    LOCKED = "locked"
+    ENROLLED = "enrolled"
+    REVOKED = "revoked"
+    NO_MFA = "no MFA"
+    MFA_UNMANAGED = "MFA (unmanaged)"
+    OUTSIDE_MFA_GROUP = "outside MFA group"
 
 
 # An invitation in one of these states still holds its user name.

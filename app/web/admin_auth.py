@@ -12,6 +12,7 @@ from app.errors import NotFound, ValidationError
 from app.i18n import _
 from app.security.tokens import new_token
 from app.services import admins
+from app.services.admins import sso
 from app.services.sessions import create_session, end_session
 from app.store.models import WebSession
 from app.web.common import safe_next
@@ -130,6 +131,8 @@ def setup_totp(
 
 @router.get("/admin/setup/{token}")
 def setup_page(request: Request, portal: PortalDep, token: str) -> Response:
+    if (refused := _local_refused(request, portal)) is not None:
+        return refused
     info = admins.admin_for_setup(portal, token=token)
     return render(request, "admin/setup_password.html", {"email": info.email, "errors": {}})
 
@@ -142,6 +145,8 @@ def setup_password(
     password: str = Form(""),
     password_confirm: str = Form(""),
 ) -> Response:
+    if (refused := _local_refused(request, portal)) is not None:
+        return refused
     try:
         info = admins.set_setup_password(
             portal, token=token, password=password, password_confirm=password_confirm
@@ -177,11 +182,37 @@ def _sign_in_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    settings = request.app.state.portal.settings
     return render(
         request,
         "admin/sign_in.html",
-        {"email": email, "next": next_path, "errors": errors or {}},
+        {
+            "email": email,
+            "next": next_path,
+            "errors": errors or {},
+            "sso_provider": sso.provider_name(request.app.state.portal) if settings.sso else None,
+            "local_admins": settings.local_admins,
+        },
         status_code=status_code,
+    )
+
+
+def _local_refused(request: Request, portal: PortalDep) -> Response | None:
+    """With IAM_ONBOARD_LOCAL_ADMINS=false, a page saying so instead of any password step."""
+    if portal.settings.local_admins:
+        return None
+    return render(
+        request,
+        "admin/oidc_refused.html",
+        {
+            "message": _(
+                "Admin accounts with a portal password are switched off here. "
+                "Sign in with {provider}."
+            ).format(provider=sso.provider_name(portal)),
+            "back": "/admin/sign-in",
+            "headline": _("Not signed in"),
+        },
+        status_code=403,
     )
 
 
@@ -203,6 +234,9 @@ def sign_in(
     password: str = Form(""),
     next: str = Form(""),
 ) -> Response:
+    if (refused := _local_refused(request, portal)) is not None:
+        admins.record_local_refused(portal, email=email, source_ip=client_ip(request))
+        return refused
     try:
         info = admins.sign_in_password(
             portal, email=email, password=password, source_ip=client_ip(request)
@@ -255,6 +289,8 @@ def sign_in_code(
     pending = _pending(session, _SIGN_IN)
     if pending is None or not pending.admin_id:
         return _redirect("/admin/sign-in?m=expired")
+    if (refused := _local_refused(request, portal)) is not None:
+        return refused
     try:
         info = admins.sign_in_code(
             portal, admin_id=pending.admin_id, code=code, source_ip=client_ip(request)

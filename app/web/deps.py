@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, HTTPException, Request
 
 from app.services import admins
+from app.services.admins import sso
 from app.services.portal import Actor, Portal
 from app.services.sessions import end_session, get_session
 from app.store.models import WebSession
@@ -63,10 +64,22 @@ def require_admin(request: Request, portal: PortalDep, session: SessionDep) -> A
     if session is None or session.kind != "admin" or not session.admin_id:
         raise RedirectToSignIn(request.url.path)
     # A primary-key read per request: a deactivated admin's open sessions stop at once.
-    if admins.active_admin(portal, session.admin_id) is None:
+    info = admins.active_admin(portal, session.admin_id)
+    settings = portal.settings
+    # With local admins switched off, a session from a password sign-in ends too.
+    local_refused = not settings.local_admins and session.data.get("sso") is not True
+    if info is None or local_refused:
         end_session(portal, session_raw_id(request))
         request.state.web_session = None
         raise RedirectToSignIn(request.url.path)
+    if settings.sso and session.data.get("sso") is True:
+        confirmed_at = sso.confirmed_at(session.data)
+        request.state.step_up_sso = {
+            "provider": sso.provider_name(portal),
+            "totp": info.has_totp,
+            "confirmed": confirmed_at is not None
+            and portal.clock() - confirmed_at <= sso.STEP_UP_VALID,
+        }
     email = str(session.data.get("email", ""))
     actor = Actor(email or f"admin:{session.admin_id}", client_ip(request))
     request.state.log_actor = actor.name  # the request's log line names who acted

@@ -18,11 +18,12 @@ from app.errors import Conflict, NotFound, PortalError, ValidationError
 from app.i18n import _
 from app.security.tokens import new_token
 from app.services import admins, directory, statuses
+from app.services.admins import sso
 from app.services.invitations import InviteResult
 from app.services.lifecycle import lost_device, offboarding, plans, waiting
 from app.services.lifecycle.links import LinkResult
 from app.services.notifications import MailDelivery, send_invite_mail
-from app.services.sessions import end_session
+from app.services.sessions import end_session, update_session_data
 from app.web.deps import AdminContext, AdminDep, PortalDep, session_raw_id
 from app.web.templating import render
 
@@ -42,7 +43,29 @@ def refusal_status(exc: PortalError) -> int:
 def step_up(
     request: Request, portal: PortalDep, admin: AdminContext, code: str, purpose: str
 ) -> str | None:
-    """None when the code is good, else the message for the code field."""
+    """None when the code is good, else the message for the code field.
+
+    An admin who signs in with the identity provider may instead have just signed in there
+    again (app/web/admin_oidc.py): that fresh login covers one action, within minutes.
+    """
+    session = getattr(request.state, "web_session", None)
+    if portal.settings.sso and session is not None and session.data.get("sso") is True:
+        has_totp = sso.has_totp(portal, admin.admin_id)
+        if not code.strip() or not has_totp:
+            if sso.use_step_up(
+                portal,
+                admin_id=admin.admin_id,
+                email=admin.email,
+                confirmed_at=sso.confirmed_at(session.data),
+                purpose=purpose,
+                source_ip=admin.actor.source_ip,
+            ):
+                update_session_data(portal, session_raw_id(request), **{sso.STEP_UP_AT: None})
+                return None
+            if not has_totp:
+                return _("Confirm it is you at {provider} first.").format(
+                    provider=sso.provider_name(portal)
+                )
     try:
         admins.verify_step_up(
             portal,

@@ -46,6 +46,8 @@ def render(
         "lang": i18n.current_language(),
         "path": request.url.path,
         "flash": getattr(request.state, "flash", None),
+        # For an admin who signs in with the identity provider: how step-up works for them.
+        "step_up_sso": getattr(request.state, "step_up_sso", None),
     }
     values.update(context or {})
     html = env.get_template(template).render(values)

@@ -19,7 +19,7 @@ from app.main import create_app
 from app.sandbox import Sandbox
 from app.services.invitations import invite_user
 from app.services.portal import Actor, Portal
-from app.store.models import Enrollment, Invitation
+from app.store.models import AuditEvent, Enrollment, Invitation
 from tests.faultproxy import FaultProxy
 from tests.faults.conftest import (
     RETRIED,
@@ -39,14 +39,15 @@ ENROLL_CALLS = [
     "GetCallerIdentity",  # landing: the account the person is invited to
     "ListAccountAliases",
     "CreateVirtualMFADevice",  # exchange
-    "EnableMFADevice",  # verify (its answer is trusted: a list may not show it yet)
-    "ListGroupsForUser",  # finish: extra groups, console password
-    "AddUserToGroup",
-    "GetAccountPasswordPolicy",
+    "EnableMFADevice",  # verify (its success answer is not read back: no ListMFADevices)
+    "GetAccountPasswordPolicy",  # read beside EnableMFADevice, for the console password
+    "AddUserToGroup",  # finish: the extra group (no read first: adding a member is a no-op)
     "CreateLoginProfile",
 ]
 # Read beside EnableMFADevice rather than after it: they may come in any order around it.
-BESIDE_ENABLE = {"ListGroupsForUser", "GetAccountPasswordPolicy"}
+BESIDE_ENABLE = {"GetAccountPasswordPolicy"}
+# Once MFA is bound, the extra group and the console password go at once, in either order.
+AFTER_ENABLE = {"AddUserToGroup", "CreateLoginProfile"}
 WRITES = ["CreateVirtualMFADevice", "EnableMFADevice", "AddUserToGroup", "CreateLoginProfile"]
 READS = [c for c in ENROLL_CALLS if c not in WRITES]
 
@@ -164,12 +165,13 @@ def test_the_matrix_covers_every_iam_call_of_an_enrollment(
     with invited(calm_portal, proxy, aws) as hire:
         hire.walk()
     assert sorted(proxy.calls) == sorted(ENROLL_CALLS)
-    in_order = [c for c in proxy.calls if c not in BESIDE_ENABLE]
-    assert in_order == [c for c in ENROLL_CALLS if c not in BESIDE_ENABLE]
-    # The writes that grant access wait for the reads they depend on.
-    for read, write in (("ListGroupsForUser", "AddUserToGroup"),
-                        ("GetAccountPasswordPolicy", "CreateLoginProfile")):  # fmt: skip
-        assert proxy.calls.index(read) < proxy.calls.index(write)
+    unordered = BESIDE_ENABLE | AFTER_ENABLE
+    in_order = [c for c in proxy.calls if c not in unordered]
+    assert in_order == [c for c in ENROLL_CALLS if c not in unordered]
+    for write in AFTER_ENABLE:
+        assert proxy.calls.index("EnableMFADevice") < proxy.calls.index(write)
+    # The console password waits for the policy it must meet.
+    assert proxy.calls.index("GetAccountPasswordPolicy") < proxy.calls.index("CreateLoginProfile")
     assert hire.problems == []
     assert_enrolled(calm_portal, iam_client, hire)
 
@@ -191,3 +193,26 @@ def test_enrollment_under_a_fault_finishes_with_one_bound_device(
         assert hire.problems == [], "a single retried fault reached the new hire"
     assert proxy.count("EnableMFADevice") >= 1
     assert_enrolled(fportal, iam_client, hire)
+
+
+def test_a_failed_group_beside_a_made_password_is_audited_and_finished_once(
+    fportal: Portal, proxy: FaultProxy, hire: NewHire, iam_client: Any
+):
+    # The extra group and the console password go at once: the group fails (AWS refuses it
+    # every time until the person's retry), the password is made all the same.
+    proxy.inject("ConcurrentModification", action="AddUserToGroup")
+    hire.walk()
+    assert len(hire.problems) >= 1
+    assert_enrolled(fportal, iam_client, hire)
+    with fportal.db.session() as s:
+        events = [
+            (e.action, e.outcome)
+            for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))
+            if e.action in ("iam.add_user_to_group", "iam.create_login_profile")
+        ]
+    # The password once (made at the first try, found at the retry), the group's failure, then
+    # the group at the retry.
+    assert events.count(("iam.create_login_profile", "ok")) == 1
+    assert ("iam.add_user_to_group", "failed") in events
+    assert events[-1] == ("iam.add_user_to_group", "ok")
+    assert proxy.count("CreateLoginProfile") == 1

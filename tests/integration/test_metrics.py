@@ -45,7 +45,7 @@ def metered(aws, sqlite_url) -> Iterator[Portal]:  # type: ignore[no-untyped-def
 
 
 def scrape(base: str, token: str = TOKEN) -> Samples:
-    r = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"})
+    r = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain; version="), r.headers
     return parsed(r.content)

@@ -85,6 +85,11 @@ TABLE: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "GET /admin":                          (to("/admin/dashboard"),) * 5,
     "GET /admin/sign-in":                  (to("/admin/dashboard"),) * 2 + (OK, OK, OK),
     "POST /admin/sign-in":                 (BAD,      BAD,      BAD,           BAD,      CSRF),
+    # Sign-in with an identity provider: without IAM_ONBOARD_OIDC_ISSUER (this world) its doors
+    # do not exist; step-up at the provider is an admin's only (tests/integration/test_admin_sso).
+    "GET /admin/oidc/start":               (GONE,) * 5,
+    "GET /admin/oidc/step-up":             (GONE,     GONE,     SIGN_IN,       SIGN_IN,  SIGN_IN),
+    "GET /admin/oidc/callback":            (GONE,) * 5,
     "GET /admin/sign-in/code":             (EXPIRED,) * 5,
     "POST /admin/sign-in/code":            (EXPIRED,) * 4 + (CSRF,),
     "POST /admin/sign-out":                (to("/admin/sign-in?m=signed_out"),) * 4 + (CSRF,),
@@ -170,6 +175,9 @@ def request_for(key: str, w: World, p: Persona) -> Request:
             form(email="nobody@example.com", password="not the password"),
             None,
         ),
+        "GET /admin/oidc/start": lambda: ("/admin/oidc/start", None, None),
+        "GET /admin/oidc/step-up": lambda: ("/admin/oidc/step-up?next=/admin", None, None),
+        "GET /admin/oidc/callback": lambda: ("/admin/oidc/callback?state=x&code=y", None, None),
         "GET /admin/sign-in/code": lambda: ("/admin/sign-in/code", None, None),
         "POST /admin/sign-in/code": lambda: ("/admin/sign-in/code", form(code="123456"), None),
         "POST /admin/sign-out": lambda: ("/admin/sign-out", form(), None),

@@ -28,6 +28,7 @@ from app.services.admins.setup import (
 )
 from app.services.admins.sign_in import (
     SignInRefused,
+    record_local_refused,
     record_sign_out,
     sign_in_code,
     sign_in_password,
@@ -53,6 +54,7 @@ __all__ = [
     "is_set_up",
     "new_pending_seed",
     "normalize_email",
+    "record_local_refused",
     "record_sign_out",
     "set_setup_password",
     "sign_in_code",

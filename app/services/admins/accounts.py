@@ -22,6 +22,8 @@ _BOX_PURPOSE = "admin-totp"
 class AdminInfo:
     admin_id: str
     email: str
+    # Whether a portal TOTP code can confirm a step-up (an SSO-only admin has none).
+    has_totp: bool = True
 
 
 def totp_box(portal: Portal) -> SecretBox:
@@ -52,7 +54,7 @@ def active_admin(portal: Portal, admin_id: str) -> AdminInfo | None:
         admin = session.get(Admin, admin_id)
         if admin is None or not admin.active:
             return None
-        return AdminInfo(admin.id, admin.email)
+        return AdminInfo(admin.id, admin.email, has_totp=is_set_up(admin))
 
 
 def unlock_admin(portal: Portal, *, email: str, actor: Actor) -> AdminInfo:

@@ -164,3 +164,14 @@ def _accept_code(
 
 def record_sign_out(portal: Portal, *, email: str, source_ip: str | None = None) -> None:
     audit.record(portal, actor=Actor(email, source_ip), action="admin.sign_out", detail=email)
+
+
+def record_local_refused(portal: Portal, *, email: str, source_ip: str | None = None) -> None:
+    """A password sign-in tried while local admin accounts are switched off."""
+    audit.record(
+        portal,
+        actor=Actor(normalize_email(email) or "unknown", source_ip),
+        action="admin.sign_in",
+        outcome="failed",
+        detail="local admin accounts are switched off (IAM_ONBOARD_LOCAL_ADMINS=false)",
+    )

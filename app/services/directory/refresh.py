@@ -15,7 +15,7 @@ from app.services import audit, leases
 from app.services.directory.records import Snapshot, aware, portal_records
 from app.services.own_writes import add_to_listing
 from app.services.portal import SYSTEM_ACTOR, Actor, Portal
-from app.services.statuses import compute_status
+from app.services.statuses import ORDER, compute_status, iam_status
 from app.store.models import DirectorySnapshot, DirectoryUser, new_id
 
 # AWS makes the first report in seconds for most accounts; past this the refresh goes on
@@ -104,6 +104,7 @@ def _refresh(portal: Portal, actor: Actor) -> Snapshot:
         serials = sorted(devices.get(name, []))
         mfa_active = line.get("mfa_active") == "true" or bool(serials)
         inv = invitations.get(name.lower())
+        plain = iam_status(has_mfa=mfa_active, in_mfa_group=name in members)
         records.append(
             {
                 "user_name": name,
@@ -123,6 +124,9 @@ def _refresh(portal: Portal, actor: Actor) -> Snapshot:
                     now=now,
                 ),
                 "refreshed_at": now,
+                "user_name_key": name.lower(),
+                "iam_status": plain,
+                "iam_rank": ORDER[plain],
             }
         )
     # One transaction, so a reader sees the old snapshot or the new one, never half of each;

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app import metrics
 from app.aws.errors import AwsError, EntityAlreadyExists, NoSuchEntity
@@ -34,36 +35,31 @@ log = logging.getLogger("iam_onboard.enrollment")
 
 @dataclass(frozen=True)
 class FinishReads:
-    """The reads the finish step needs, started while EnableMFADevice and its check run.
+    """The read the finish step needs, started while EnableMFADevice runs.
 
-    On real AWS each call is a round trip: two reads fewer one after the other on the page a
-    new hire waits for. If the codes are refused, the answers are simply not used.
+    On real AWS each call is a round trip: one read fewer one after the other on the page a
+    new hire waits for. If the codes are refused, the answer is simply not used. (The groups
+    are not read: AddUserToGroup of a member already in the group succeeds and changes
+    nothing, in AWS as in the sandbox.)
     """
 
-    groups: Future[list[str]] | None
     policy: Future[dict[str, Any] | None] | None
 
     @classmethod
     def start(cls, portal: Portal, enr: Enrollment, inv: Invitation) -> FinishReads:
-        user = enr.user_name
-        wants_groups = bool(inv.extra_groups) or inv.enforce_at is not None
         # The same conditions as _ensure_login_profile's own read of the policy.
         wants_policy = enr.temp_password_encrypted is None and (
             not inv.existing_user or inv.replace_login_profile
         )
-        # Naming the user, which the portal may have created a moment ago: wait for it.
-        reader = portal.iam().just_created() if _made_user(portal, inv) else portal.iam()
         return cls(
-            groups=in_background(lambda: reader.groups_for_user(user)) if wants_groups else None,
             policy=in_background(lambda: portal.iam().password_policy()) if wants_policy else None,
         )
 
     def settle(self) -> None:
-        """Let no read outlive the request: unused ones are cancelled or waited for (their
-        answers and errors dropped), so none runs on unobserved after the page is sent."""
-        reads: list[Future[Any] | None] = [self.groups, self.policy]
-        pending = [f for f in reads if f is not None and not f.cancel()]
-        wait(pending)
+        """Let no read outlive the request: an unused one is cancelled or waited for (its
+        answer and error dropped), so none runs on unobserved after the page is sent."""
+        if self.policy is not None and not self.policy.cancel():
+            wait([self.policy])
 
 
 def _made_user(portal: Portal, inv: Invitation) -> bool:
@@ -97,48 +93,54 @@ def finish(
     iam = portal.iam()
     # A user the portal created a moment ago may not be seen by IAM yet (NoSuchEntity): the
     # writes naming it wait for it (app/aws/propagation.py); reads answer as IAM does.
-    writer = iam.just_created() if _made_user(portal, inv) else iam
+    made_user = _made_user(portal, inv)
+    writer = iam.just_created() if made_user else iam
     user = enr.user_name
-    step = "iam.add_user_to_group"
+    wanted = list(inv.extra_groups)
+    if inv.enforce_at is not None:  # deadline mode: MFA is bound, so enforce it now
+        wanted.insert(0, portal.settings.mfa_group)
+    # The groups and the console password need only the bound device, not each other: on
+    # real AWS each call is a round trip, so they go at once (the groups on a gateway of
+    # their own: a gateway's last_request_id is not shared safely).
+    groups = (
+        in_background(lambda: _add_groups(portal, user, wanted, actor, made_user=made_user))
+        if wanted
+        else None
+    )
+    made_password, password_request_id = False, None
+    failures: list[tuple[str, AwsError]] = []
     try:
-        wanted = list(inv.extra_groups)
-        if inv.enforce_at is not None:  # deadline mode: MFA is bound, so enforce it now
-            wanted.insert(0, portal.settings.mfa_group)
-        if not wanted:
-            have: set[str] = set()
-        elif reads is not None and reads.groups is not None:
-            have = set(reads.groups.result())
-        else:
-            have = set(writer.groups_for_user(user))
-        for group in wanted:
-            if group not in have:
-                writer.add_user_to_group(user, group)
-                record(portal, actor, step, user, request_id=writer.last_request_id, detail=group)
-        step = "iam.create_login_profile"
         made_password = _ensure_login_profile(
             portal, iam, enr, inv, actor, writer=writer,
             policy=reads.policy if reads is not None else None,
         )  # fmt: skip
         password_request_id = writer.last_request_id
     except AwsError as exc:
-        record(
-            portal, actor, step, user, outcome="failed", request_id=exc.request_id,
-            detail=exc.message,
-        )  # fmt: skip
+        failures.append(("iam.create_login_profile", exc))
+    if groups is not None:
+        try:
+            groups.result()
+        except AwsError as exc:
+            failures.insert(0, ("iam.add_user_to_group", exc))
+    if failures:
+        if made_password:  # done in AWS all the same; a retry finds it and makes no other
+            _record_password(portal, actor, user, password_request_id)
+        for step, problem in failures:
+            record(
+                portal, actor, step, user, outcome="failed", request_id=problem.request_id,
+                detail=problem.message,
+            )  # fmt: skip
+        first = failures[0][1]
         raise FinishIncomplete(
             _(
                 "Your MFA device is set up, but finishing your account did not work yet: "
                 "{problem} Press Finish to try again."
-            ).format(problem=exc.message)
-        ) from exc
+            ).format(problem=first.message)
+        ) from first
     now = portal.clock()
     with portal.db.session() as session:
         if made_password:  # what AWS did, recorded with the state it completes
-            record(
-                portal, actor, "iam.create_login_profile", user, session=session,
-                request_id=password_request_id,
-                detail="temporary password, change required at first sign-in",
-            )  # fmt: skip
+            _record_password(portal, actor, user, password_request_id, session=session)
         session.execute(
             update(Invitation)
             .where(Invitation.id == inv.id)
@@ -164,6 +166,33 @@ def finish(
         )  # fmt: skip
     if looks_like_email(inv.invited_by):  # the API and the CLI have no address to tell
         _notify_inviter(portal, inv.id)
+
+
+def _record_password(
+    portal: Portal,
+    actor: Actor,
+    user: str,
+    request_id: str | None,
+    *,
+    session: Session | None = None,
+) -> None:
+    record(
+        portal, actor, "iam.create_login_profile", user, session=session, request_id=request_id,
+        detail="temporary password, change required at first sign-in",
+    )  # fmt: skip
+
+
+def _add_groups(
+    portal: Portal, user: str, wanted: list[str], actor: Actor, *, made_user: bool
+) -> None:
+    """AddUserToGroup for each wanted group; a group the user is already in stays as it is."""
+    iam = portal.iam().just_created() if made_user else portal.iam()
+    for group in wanted:
+        iam.add_user_to_group(user, group)
+        record(
+            portal, actor, "iam.add_user_to_group", user, request_id=iam.last_request_id,
+            detail=group,
+        )  # fmt: skip
 
 
 def _ensure_login_profile(

@@ -213,7 +213,8 @@ def verify_codes(
 def _enable(
     portal: Portal, enr: Enrollment, code1: str, code2: str, actor: Actor, *, version: int
 ) -> tuple[Enrollment, Invitation]:
-    """EnableMFADevice, confirmed with ListMFADevices; on failure the enrollment reopens.
+    """EnableMFADevice (an error that may hide a success is checked with ListMFADevices); on
+    failure the enrollment reopens.
 
     Returns the enrollment and its invitation as they are after the device is bound.
     """
@@ -243,8 +244,9 @@ def _enable(
             raise CodeRejected(exc.message, field="_form") from exc
         request_id = exc.request_id
     else:
-        # AWS said yes: the device is bound. A list read now might not show it yet (IAM is
-        # eventually consistent), so the answer is trusted, not checked against a list.
+        # A success answer is AWS binding the device; no ListMFADevices after it (another
+        # round trip the new hire waits for, and under IAM's eventual consistency a read
+        # right after the write may not show it yet).
         request_id = enabling.last_request_id
     # What AWS did is recorded with the status it brings, in one transaction: the record
     # stands even when the conditional update finds the row changed (and changes nothing).
