@@ -24,13 +24,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/iam-onboard demo $(ARGS)
 
+# pytest-xdist runs the tests in PYTEST_WORKERS processes (auto: one per CPU; 0 runs them in
+# this process, e.g. for pdb). loadgroup hands out single tests, except that a module with a
+# module-scoped fixture (a demo process, a built wheel) goes to one worker whole
+# (tests/conftest.py marks it), and the slow tests start first.
+PYTEST_WORKERS ?= auto
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+
 ## Run the whole test suite (PostgreSQL tests run when IAM_ONBOARD_TEST_POSTGRES_URL is set).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## The edit loop: everything but the slow, browser, fault and PostgreSQL tests (README).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not browser and not faults and not postgres" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) \
+		-m "not slow and not browser and not faults and not postgres" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)

@@ -4,18 +4,26 @@
 
 Starts `iam-onboard demo`, drives the journey in Debian's Chromium (/usr/bin/chromium, or
 IAM_ONBOARD_CHROMIUM) through the pages, and writes PAGE-LANG.png at 1280×800 for the landing,
-scan, done, dashboard, user and invite pages, plus scan-phone-LANG.png at 390×844. The keys,
-codes and passwords in them belong to the demo's sandbox, which is gone when the script ends.
+scan, done, dashboard, user, audit and invite pages, plus scan-phone-LANG.png and
+dashboard-phone-LANG.png at 390×844. The keys, codes and passwords in them belong to the demo's
+sandbox, which is gone when the script ends.
+
+The dashboard's MFA coverage chart needs refreshes on several days: the script first moves the
+demo's clock three days back, then forward a day at a time, refreshing as people get MFA, so
+the journey itself runs at the real time again.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import pyotp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,10 +41,17 @@ HIRES = {
 }
 
 
-def shoot(page: Any, out: Path, name: str) -> None:
-    # No focus ring left by the last field filled; whole pages, as a person would scroll them.
+# Console users made outside the portal: day by day some of them set up MFA (the chart's story).
+LEGACY = ("ops.kim", "ops.park", "dev.lee", "dev.choi", "qa.jung", "fin.han")
+MFA_ON_DAY = {1: ("ops.kim", "ops.park"), 2: ("dev.lee", "dev.choi")}
+DAY = 24 * 3600
+
+
+def shoot(page: Any, out: Path, name: str, *, full_page: bool = True) -> None:
+    # No focus ring left by the last field filled; whole pages, as a person would scroll them
+    # (the audit log only as far as the screen: its newest events).
     page.evaluate("document.activeElement && document.activeElement.blur()")
-    page.screenshot(path=str(out / f"{name}.png"), full_page=True, animations="disabled")
+    page.screenshot(path=str(out / f"{name}.png"), full_page=full_page, animations="disabled")
     print(f"  {name}.png")
 
 
@@ -83,8 +98,11 @@ def take_all(browser: Any, demo: Any, out: Path) -> None:
         iam.create_group(GroupName=group)
     admin_context = flows.new_context(browser, viewport=flows.DESK)
     admin = admin_context.new_page()
-    codes = flows.set_up_admin(admin, admin_setup_link(demo.output))
+    clock = flows.DemoClock(demo.iam_url)
+    clock.wait(-3 * DAY)  # three days back: the chart's history comes first
+    codes = flows.set_up_admin(admin, admin_setup_link(demo.output), clock=clock)
     flows.sign_in(admin, codes)
+    history(admin, base, iam, clock, codes)
     links = {}
     for lang in LANGS:
         name, email, note = HIRES[lang]
@@ -107,13 +125,56 @@ def take_all(browser: Any, demo: Any, out: Path) -> None:
     flows.invite(admin, base, "sam.lee", "sam.lee@example.com")
     admin.goto(base + "/admin/dashboard")
     flows.click_and_wait(admin, admin.locator("form[action$='/refresh'] button"))
+    phone = flows.new_context(browser, viewport=flows.PHONE, is_mobile=True, has_touch=True)
+    phone.add_cookies(admin_context.cookies())  # the same admin session, on a phone
+    phone_page = phone.new_page()
     for lang in LANGS:
         flows.set_language(admin_context, base, lang)
         admin.goto(base + "/admin/dashboard")
         shoot(admin, out, f"dashboard-{lang}")
         admin.goto(base + "/admin/users/" + HIRES[lang][0])
         shoot(admin, out, f"user-{lang}")
+        admin.goto(base + "/admin/audit")
+        shoot(admin, out, f"audit-{lang}", full_page=False)
+        flows.set_language(phone, base, lang)
+        phone_page.goto(base + "/admin/dashboard")
+        shoot(phone_page, out, f"dashboard-phone-{lang}")
+    phone.close()
     admin_context.close()
+
+
+def give_mfa(iam: Any, clock: Any, name: str) -> None:
+    """A virtual MFA device for `name`, enabled with two codes of the demo's own time."""
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=name)["VirtualMFADevice"]
+    totp = pyotp.TOTP(device["Base32StringSeed"].decode())
+    now = clock.time()
+    iam.enable_mfa_device(
+        UserName=name,
+        SerialNumber=device["SerialNumber"],
+        AuthenticationCode1=totp.at(now - 30),
+        AuthenticationCode2=totp.at(now),
+    )
+
+
+def history(admin: Any, base: str, iam: Any, clock: Any, codes: Any) -> None:
+    """Three days of refreshes while the legacy console users turn MFA on, two at a time."""
+    for name in LEGACY:
+        iam.create_user(UserName=name)
+        # Any password the sandbox's policy takes: nobody signs in with it.
+        iam.create_login_profile(UserName=name, Password=secrets.token_urlsafe(12) + "-Aa1")
+        iam.add_user_to_group(UserName=name, GroupName="MFA")
+    for day in range(3):
+        for name in MFA_ON_DAY.get(day, ()):
+            give_mfa(iam, clock, name)
+        admin.goto(base + "/admin/dashboard")
+        if "/admin/sign-in" in admin.url:  # a day later the session has timed out
+            flows.sign_in(admin, codes)
+            admin.goto(base + "/admin/dashboard")
+        flows.click_and_wait(admin, admin.locator("form[action$='/refresh'] button"))
+        clock.wait(DAY)
+    admin.goto(base + "/admin/dashboard")
+    if "/admin/sign-in" in admin.url:
+        flows.sign_in(admin, codes)
 
 
 def enroll(browser: Any, base: str, link: str, lang: str, out: Path) -> None:

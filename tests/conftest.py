@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,6 +20,7 @@ from app.config import load_settings
 from app.sandbox import Sandbox, start_sandbox
 from app.services.bootstrap import bootstrap
 from app.services.portal import CLI_ACTOR, Portal, build_portal
+from app.store.db import Database
 from tests.oidc_support import OidcProvider, start_oidc_provider
 
 POSTGRES_URL = os.environ.get("IAM_ONBOARD_TEST_POSTGRES_URL")
@@ -39,7 +45,13 @@ MARK_BY_DIRECTORY = {"browser": "browser", "faults": "faults", "load": "slow", "
 SLOW_FILES = {"test_wapiti.py", "test_schemathesis.py", "test_rolling_upgrade.py"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Under pytest-xdist (`make test`, `make test-fast`: -n auto --dist loadgroup) each worker sorts
+# its tests alike so that the slow ones start first: no long test is left to end the run alone.
+FIRST_MARKS = ("slow", "browser", "faults")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(item.path).resolve()
         directory = path.relative_to(TESTS).parts[0] if TESTS in path.parents else ""
@@ -47,6 +59,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(mark)
         if path.name in SLOW_FILES or "demo" in getattr(item, "fixturenames", ()):
             item.add_marker("slow")
+    if hasattr(config, "workerinput"):  # an xdist worker
+        items.sort(key=_start_order)
+
+
+def _start_order(item: pytest.Item) -> int:
+    for rank, mark in enumerate(FIRST_MARKS):
+        if item.get_closest_marker(mark):
+            return rank
+    return len(FIRST_MARKS)
+
+
+_SHARED_SCOPE = re.compile(r"""scope=["'](?:module|class|package)["']""")
+
+
+def _files_sharing_a_fixture(root: Path) -> set[str]:
+    """Test files (as node ids spell them) whose tests share a module-scoped fixture: one
+    defined in the file, or in a conftest.py above it."""
+    files: set[Path] = set()
+    for path in TESTS.rglob("*.py"):
+        if "node_modules" in path.parts:  # tests/oidc's npm packages
+            continue
+        if not _SHARED_SCOPE.search(path.read_text(encoding="utf-8", errors="replace")):
+            continue
+        files.update(path.parent.rglob("test_*.py") if path.name == "conftest.py" else [path])
+    return {path.relative_to(root).as_posix() for path in files}
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadgroup here: single tests go to whichever worker is free, except that a file
+    with a module-scoped fixture (a demo process, a built wheel, a sandbox of its own) goes to
+    one worker whole, so that the fixture is set up once, not once per worker.
+
+    (xdist's own loadgroup reads xdist_group marks by rewriting node ids, which pytest 9 no
+    longer allows; and the controller collects nothing, so the files are found by their text.)
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    shared = _files_sharing_a_fixture(config.rootpath)
+
+    class TestsOrSharedFiles(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return file if file in shared else nodeid
+
+    return TestsOrSharedFiles(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +167,34 @@ def make_portal(
     """A portal on the sandbox; `endpoint` puts something (a proxy) in between."""
     # No background housekeeping thread in tests unless a test asks for one.
     overrides.setdefault("housekeeping_interval_seconds", 0)
+    _copy_migrated_sqlite(database_url)
     overrides.setdefault("base_url", "http://portal.test")
     settings = load_settings(secret_key=TEST_SECRET, database_url=database_url, **overrides)
     return build_portal(settings, endpoint=endpoint or sandbox.url)
+
+
+_migrated: list[Path] = []
+
+
+def _copy_migrated_sqlite(database_url: str) -> None:
+    """A new SQLite file starts as a copy of one migrated once per process: the migrations
+    cost ~0.3 s of CPU per portal. build_portal still calls migrate(), which finds the head
+    revision. The migrations themselves run from nothing in test_store.py and
+    test_migrations_head.py, and from the previous release in test_rolling_upgrade.py."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    target = Path(url.database)
+    if target.exists() or not target.parent.is_dir():
+        return
+    if not _migrated:
+        template = Path(tempfile.mkdtemp(prefix="iam-onboard-template-")) / "portal.db"
+        atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+        db = Database(f"sqlite:///{template}")
+        db.migrate()
+        db.dispose()  # the last connection to close checkpoints the WAL into the file
+        _migrated.append(template)
+    shutil.copyfile(_migrated[0], target)
 
 
 @pytest.fixture

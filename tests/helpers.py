@@ -204,7 +204,7 @@ def set_up_admin(client: Any, setup_path: str, clock: Clock, password: str = ADM
         },
         follow_redirects=False,
     )
-    assert r.status_code == 303, r.text
+    assert r.status_code == 303 and r.headers["location"].startswith("/admin/sign-in?"), r.text
     return seed
 
 
@@ -229,7 +229,8 @@ def sign_in_admin(
         },
         follow_redirects=False,
     )
-    assert r.status_code == 303, r.text
+    # A refusal is a 303 too (back to the form, Post/Redirect/Get): the next step is the code.
+    assert r.status_code == 303 and r.headers["location"] == "/admin/sign-in/code", r.text
     clock.advance(seconds=30)
     page = client.get("/admin/sign-in/code")
     r = client.post(
@@ -238,4 +239,12 @@ def sign_in_admin(
         follow_redirects=False,
     )
     assert r.status_code == 303, r.text
+    assert r.headers["location"].split("?")[0] not in ("/admin/sign-in", "/admin/sign-in/code")
     return r
+
+
+def answer_of(client: Any, r: Any) -> Any:
+    """The page answering a form: the POST says 303 (Post/Redirect/Get, app/web/prg.py), the GET
+    it leads to shows the answer. `client`: a TestClient or an httpx client of the portal."""
+    assert r.status_code == 303, (r.status_code, r.text[:500])
+    return client.get(r.headers["location"], follow_redirects=False)

@@ -3,6 +3,7 @@ package-lock.json) run by Node on a free 127.0.0.1 port, and a walk through its 
 
 from __future__ import annotations
 
+import fcntl
 import html
 import re
 import shutil
@@ -76,17 +77,21 @@ def start_oidc_provider(skip_or_fail: Callable[[str], None]) -> OidcProvider:
             "node and npm are needed for the OpenID Provider tests (apt-get install nodejs npm)"
         )
     assert node and npm
-    if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
-        done = subprocess.run(  # noqa: S603 - npm from PATH, fixed arguments
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=OIDC_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0:
-            skip_or_fail(f"npm ci in tests/oidc failed: {done.stderr[-500:]}")
+    # pytest-xdist workers share tests/oidc: one runs `npm ci` (which first deletes
+    # node_modules) while the others wait on the lock, then find the provider installed.
+    with (OIDC_DIR / ".npm-ci.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
+            done = subprocess.run(  # noqa: S603 - npm from PATH, fixed arguments
+                [npm, "ci", "--no-audit", "--no-fund"],
+                cwd=OIDC_DIR,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != 0:
+                skip_or_fail(f"npm ci in tests/oidc failed: {done.stderr[-500:]}")
     port = free_port()
     log_path = Path(tempfile.gettempdir()) / f"iam-onboard-oidc-provider-{port}.log"
     with log_path.open("wb") as log:

@@ -86,6 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         else:
             bootstrap(portal, dry_run=False, actor=CLI_ACTOR)
         portal.clock = sandbox.now  # the real time unless a test moves the sandbox's clock
+        _first_refresh(portal)
         print(_("iam-onboard demo: sandbox AWS and a throwaway database; Ctrl-C stops everything."))
         print(_("Portal: {url}").format(url=settings.base_url))
         print(_("Sandbox IAM endpoint (for AWS_ENDPOINT_URL_IAM and the AWS CLI):"))
@@ -103,6 +104,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     return 0
+
+
+def _first_refresh(portal: Portal) -> None:
+    """Read the sandbox's users once, so the dashboard opens with them rather than empty."""
+    from app.services.directory import refresh_directory
+
+    try:
+        refresh_directory(portal, actor=CLI_ACTOR)
+    except PortalError as exc:  # the dashboard offers the refresh again, and says why it failed
+        log.warning("the first refresh of the directory failed: %s", exc.message)
 
 
 def _print_enforcement(sandbox: Any) -> None:

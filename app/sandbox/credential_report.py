@@ -79,7 +79,7 @@ def _get_credential_report(self: IAMBackend, original: Callable[..., str]) -> st
     root += ["no_information", "not_supported", "not_supported", "true"]
     root += ["false", "N/A", "N/A", "N/A", "N/A"] * 2 + ["false", "N/A"] * 2
     writer.writerow(root)
-    for user in self.users.values():
+    for user in list(self.users.values()):  # a copy: a CreateUser may run meanwhile
         writer.writerow(_report_row(self, user))
     return out.getvalue()
 

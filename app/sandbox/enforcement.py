@@ -143,7 +143,7 @@ def _identify(iam: IAMBackend, key_id: str, token: str | None) -> tuple[User, Se
                 403, "ExpiredToken", "The security token included in the request is expired"
             )
         return user, session
-    for user in iam.users.values():
+    for user in list(iam.users.values()):  # a copy: a CreateUser may run meanwhile
         for key in user.access_keys:
             if key.access_key_id == key_id and key.status == "Active":
                 return user, None

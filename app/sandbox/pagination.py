@@ -67,7 +67,7 @@ def _list_virtual_mfa_devices(self: IamResponse, original: Callable[..., Any]) -
     status = self._get_param("AssignmentStatus") or "Any"
     devices = [
         d
-        for d in self.backend.virtual_mfa_devices.values()
+        for d in list(self.backend.virtual_mfa_devices.values())  # a copy: writes run meanwhile
         if status == "Any" or (d.user is not None) == (status == "Assigned")
     ]
     page, marker = paginate(devices, lambda d: d.serial_number, self._get_param)

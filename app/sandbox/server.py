@@ -41,7 +41,13 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 # Imported for their patches, which install_fidelity_fixes puts in place.
-from app.sandbox import aws_policies, credential_report, pagination, totp  # noqa: F401
+from app.sandbox import (  # noqa: F401
+    aws_policies,
+    credential_report,
+    pagination,
+    passwords,
+    totp,
+)
 from app.sandbox.enforcement import ENFORCE_ENV, EnforcingApp
 from app.sandbox.patching import install_fidelity_fixes, patch, set_fidelity
 from app.sandbox.realism import RealismSettings, RealisticApp
@@ -218,7 +224,9 @@ def _create_user(
     **kw: Any,
 ) -> User:
     # AWS: user names are unique case-insensitively ("Alice" clashes with "alice").
-    if any(name.lower() == user_name.lower() for name in self.users):
+    # A copy of the names: the sandbox serves requests on threads, and another CreateUser may
+    # add to the dict mid-iteration ("dictionary changed size during iteration", a 500).
+    if any(name.lower() == user_name.lower() for name in list(self.users)):
         raise EntityAlreadyExists(f"User with name {user_name} already exists.")
     return original(self, region_name, user_name, *a, **kw)
 
@@ -251,10 +259,12 @@ def _create_login_profile(self: IamResponse, original: Callable[..., Any]) -> Ac
         self._get_param("UserName"), self._get_param("Password")
     )
     user.password_reset_required = bool(self._get_param("PasswordResetRequired"))
-    user.sandbox_password_changed = utcnow()  # type: ignore[attr-defined]
+    # AWS: the profile's own date (GetLoginProfile answers it too: app/sandbox/passwords.py).
+    created = passwords.sandbox_utcnow()
+    user.sandbox_password_changed = user.sandbox_profile_created = created  # type: ignore[attr-defined]
     profile = {
         "UserName": user.name,
-        "CreateDate": user.sandbox_password_changed,  # type: ignore[attr-defined]
+        "CreateDate": created,
         "PasswordResetRequired": user.password_reset_required,
     }
     return ActionResult({"LoginProfile": profile})
@@ -274,8 +284,9 @@ def _update_login_profile(
     if not user.password:
         raise NoSuchEntity(f"Login Profile for User {user_name} cannot be found.")
     if password is not None:
+        passwords.check_update(self, password)  # AWS: the account's password policy applies
         user.password = password
-        user.sandbox_password_changed = utcnow()  # type: ignore[attr-defined]
+        user.sandbox_password_changed = passwords.sandbox_utcnow()  # type: ignore[attr-defined]
     if reset_required is not None:
         user.password_reset_required = bool(reset_required)
     return user

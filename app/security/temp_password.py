@@ -1,4 +1,6 @@
-"""Temporary console passwords that satisfy any IAM account password policy."""
+"""Temporary console passwords that satisfy any IAM account password policy and that a person
+can type on a phone: letters and digits that cannot be mistaken for one another, in groups of
+four joined by hyphens (`Xk7p-m3Rt-...`)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,18 @@ from typing import Any
 # Every symbol IAM accepts in a password policy's "non-alphanumeric" class.
 AWS_SYMBOLS = "!@#$%^&*()_+-=[]{}|'"
 
-# Read aloud or off a screen: no 0/O/o, 1/l/I; no "|" (looks like l) and no "'" (breaks
-# shell quoting when the password is pasted into a command).
+# Read off a screen and typed on a phone: no 0/O/o, no 1/l/I.
 _UPPER = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 _LOWER = "abcdefghijkmnpqrstuvwxyz"
 _DIGITS = "23456789"
-_SYMBOLS = "!@#$%^&*()_+-=[]{}"
-_ALL = _UPPER + _LOWER + _DIGITS + _SYMBOLS
+_ALL = _UPPER + _LOWER + _DIGITS
+# The one separator: IAM counts "-" as a symbol, so a policy requiring symbols is met without
+# punctuation to hunt for on a phone keyboard; it never needs shell quoting either.
+SEPARATOR = "-"
+GROUP = 4
+_MIN_GROUPS = 5  # 20 random characters from 56: about 116 bits
 
 AWS_MAX_LENGTH = 128
-_TARGET_LENGTH = 20  # ~120 bits from this alphabet
 
 
 @dataclass(frozen=True)
@@ -67,22 +71,42 @@ class PasswordPolicy:
         return sum(has.values()) >= self.minimum_classes
 
 
-def generate_password(policy: PasswordPolicy | None = None) -> str:
-    """Return a random password with all four character classes, at least 20 long.
+def _group_sizes(minimum: int) -> list[int]:
+    """Groups of four, at least five of them, enough to reach `minimum` with the separators.
 
-    Uniform over the passwords of that length that have every class: characters drawn
-    uniformly, a draw missing a class thrown away (about one in ten). The random bytes come
-    from one read of the system's generator per draw, not one per character.
+    Past IAM's 128 characters no more groups fit: the last group grows instead.
+    """
+    minimum = min(minimum, AWS_MAX_LENGTH)
+    count = max(_MIN_GROUPS, -(-(minimum + 1) // (GROUP + 1)))
+    while count * (GROUP + 1) - 1 > AWS_MAX_LENGTH:
+        count -= 1
+    sizes = [GROUP] * count
+    sizes[-1] += max(0, minimum - (count * (GROUP + 1) - 1))
+    return sizes
+
+
+def generate_password(policy: PasswordPolicy | None = None) -> str:
+    """Return a random password of upper and lower case letters, digits and hyphens.
+
+    At least 24 characters (five groups of four), longer when the policy's minimum asks for
+    it; it has every class IAM knows (the hyphens are its symbols), so it meets any policy.
+    Uniform over such passwords: characters drawn uniformly, a draw missing a class thrown
+    away (about one in fifteen).
     """
     minimum = policy.minimum_length if policy is not None else 8
-    length = min(max(minimum, _TARGET_LENGTH), AWS_MAX_LENGTH)
+    sizes = _group_sizes(minimum)
     while True:
-        password = "".join(_uniform(_ALL, length))
-        if all(any(c in group for c in password) for group in _CLASSES):
-            return password
+        chars = _uniform(_ALL, sum(sizes))
+        if all(any(c in group for c in chars) for group in _CLASSES):
+            break
+    groups, start = [], 0
+    for size in sizes:
+        groups.append("".join(chars[start : start + size]))
+        start += size
+    return SEPARATOR.join(groups)
 
 
-_CLASSES = (_UPPER, _LOWER, _DIGITS, _SYMBOLS)
+_CLASSES = (_UPPER, _LOWER, _DIGITS)
 
 
 def _uniform(alphabet: str, count: int) -> list[str]:

@@ -53,19 +53,24 @@ class InviteIncomplete(PortalError):
     code = "invite_incomplete"
 
 
-def validate_invite(
-    portal: Portal, *, user_name: str, email: str, extra_groups: list[str]
-) -> tuple[str, str, list[str]]:
-    """Check the form values; each error names the field it belongs under."""
+def _check_user_name(user_name: str) -> str:
     user_name = user_name.strip()
-    email = email.strip()
     if not USER_NAME.fullmatch(user_name):
         raise ValidationError(
             _("Use 1 to 64 letters, digits or + = , . @ _ - for the IAM user name."),
             field="user_name",
         )
+    return user_name
+
+
+def _check_email(email: str) -> str:
+    email = email.strip()
     if len(email) > 320 or not EMAIL.fullmatch(email):
         raise ValidationError(_("Enter an email address like name@example.com."), field="email")
+    return email
+
+
+def _check_groups(portal: Portal, extra_groups: list[str]) -> list[str]:
     allowed = {g.lower(): g for g in portal.settings.assignable_groups}
     groups: list[str] = []
     for group in extra_groups:
@@ -82,7 +87,32 @@ def validate_invite(
             )
         if allowed[group.lower()] not in groups:
             groups.append(allowed[group.lower()])
-    return user_name, email, groups
+    return groups
+
+
+def validate_invite(
+    portal: Portal, *, user_name: str, email: str, extra_groups: list[str]
+) -> tuple[str, str, list[str]]:
+    """Check the form values; each error names the field it belongs under."""
+    return _check_user_name(user_name), _check_email(email), _check_groups(portal, extra_groups)
+
+
+def invite_form_errors(
+    portal: Portal, *, user_name: str, email: str, extra_groups: list[str]
+) -> dict[str, str]:
+    """Every field's problem at once, so a form shows them together (empty: all fine)."""
+    errors: dict[str, str] = {}
+    checks = (
+        lambda: _check_user_name(user_name),
+        lambda: _check_email(email),
+        lambda: _check_groups(portal, extra_groups),
+    )
+    for check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            errors[exc.field or "_form"] = exc.message
+    return errors
 
 
 def _live_invitation(session: Session, user_name: str) -> Invitation | None:

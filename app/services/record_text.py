@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from app.i18n import N_, _
+from app.i18n import N_, _, ngettext
 
 # Fixed phrases written into audit details and Invitation.last_error (translated by `_`
 # as they are; listed here so that the catalog has them).
@@ -38,14 +38,19 @@ PHRASES = (
     N_("devices and console password removed; new link issued"),
 )
 
+# Terse codes the services store (exports and searches keep them), and the sentence a page shows.
+SENTENCES = {
+    "not_consecutive": N_("The two codes were not one after the other."),
+    "clock_skew": N_("The codes belong to another time: the phone's clock may be wrong."),
+    "wrong": N_("A code was wrong."),
+    "reused codes": N_("The codes had been used already."),
+}
+
 # Shapes with values in them, exactly as the services write them.
 PATTERNS = (
-    N_("{problem}; failed tries {tries}"),
     N_("was {state}; the previous link no longer works"),
     N_("new link mailed to {email}; the previous link no longer works"),
     N_("locked until {when} UTC"),
-    N_("{users} users, {calls} IAM calls; credential report unavailable: {error}"),
-    N_("{users} users, {calls} IAM calls"),
     N_("{count} item(s) removed"),
     N_("{group}: the deadline {when} UTC passed"),
     N_("{serial} (unassigned)"),
@@ -72,10 +77,55 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(regex, re.DOTALL)
 
 
+_TRIES = re.compile(r"(?P<problem>.+); failed tries (?P<used>\d+)/(?P<most>\d+)", re.DOTALL)
+_GROUPS = re.compile(r"(?:email=(?P<email>\S+) )?groups=(?P<groups>\S*)")
+_REFRESH = re.compile(r"(?P<users>\d+) users, (?P<calls>\d+) IAM calls(?P<rest>; .*)?", re.DOTALL)
+
+
+def _sentence(text: str) -> str | None:
+    """The shapes that read as jargon when shown as stored, as sentences (None: not one)."""
+    if text in SENTENCES:
+        return _(SENTENCES[text])
+    found = _TRIES.fullmatch(text)
+    if found:
+        problem = found["problem"]
+        shown = _(SENTENCES[problem]) if problem in SENTENCES else record_text(problem)
+        tries = _("Wrong tries so far: {used} of {most}.").format(
+            used=found["used"], most=found["most"]
+        )
+        return f"{shown} {tries}"
+    found = _GROUPS.fullmatch(text)
+    if found:
+        groups = found["groups"].strip("-").replace(",", ", ")
+        email = found["email"]
+        if email:
+            if groups:
+                return _("Email {email}; extra groups: {groups}").format(email=email, groups=groups)
+            return _("Email {email}; no extra groups").format(email=email)
+        return _("Extra groups: {groups}").format(groups=groups) if groups else _("No extra groups")
+    found = _REFRESH.fullmatch(text)
+    if found:
+        users, calls = int(found["users"]), int(found["calls"])
+        counts = _("{users}, {calls}").format(
+            users=ngettext("%(num)d user", "%(num)d users", users) % {"num": users},
+            calls=ngettext("%(num)d IAM call", "%(num)d IAM calls", calls) % {"num": calls},
+        )
+        if found["rest"]:
+            error = found["rest"].removeprefix("; credential report unavailable: ")
+            return _("{counts}; credential report unavailable: {error}").format(
+                counts=counts, error=error
+            )
+        return counts
+    return None
+
+
 def record_text(text: str | None) -> str:
     """A stored record in the current language, when it is one the portal itself writes."""
     if not text:
         return ""
+    sentence = _sentence(text)
+    if sentence is not None:
+        return sentence
     translated = _(text)
     if translated != text:
         return translated

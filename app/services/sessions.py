@@ -17,6 +17,8 @@ TIMEOUTS = {
     # password accepted, waiting for the TOTP code
     "admin_pending": (timedelta(minutes=5), timedelta(minutes=10)),
     "enroll": (timedelta(minutes=30), timedelta(hours=2)),
+    # a visitor who is nobody yet, holding only the answer to a form until the next page
+    "anonymous": (timedelta(minutes=30), timedelta(hours=2)),
     # gone to the identity provider to sign in; holds the flow's state, nonce and PKCE verifier
     "oidc_pending": (timedelta(minutes=10), timedelta(minutes=10)),
 }
@@ -81,6 +83,43 @@ def update_session_data(portal: Portal, raw_id: str, **values: Any) -> None:
         row = session.get(WebSession, hash_token(raw_id))
         if row is not None:
             row.data = {**row.data, **values}
+
+
+def put_session_value(portal: Portal, raw_id: str, key: str, value: Any) -> None:
+    """Keep `value` in the visitor's session; a visitor without one gets an anonymous one under
+    the id its cookie already holds (nothing is proven by it, so the id need not change)."""
+    now = portal.clock()
+    with portal.db.session() as session:
+        row = session.get(WebSession, hash_token(raw_id))
+        if row is not None and now < row.expires_at:
+            row.data = {**row.data, key: value}
+            return
+        if row is not None:
+            session.delete(row)
+            session.flush()
+        idle, absolute = TIMEOUTS["anonymous"]
+        session.add(
+            WebSession(
+                id_hash=hash_token(raw_id),
+                kind="anonymous",
+                data={key: value},
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + absolute,
+            )
+        )
+
+
+def pop_session_value(portal: Portal, raw_id: str, key: str) -> Any:
+    """Take `key` out of the visitor's session: None when absent."""
+    with portal.db.session() as session:
+        row = session.get(WebSession, hash_token(raw_id))
+        if row is None or key not in row.data:
+            return None
+        data = dict(row.data)
+        value = data.pop(key)
+        row.data = data
+        return value
 
 
 def end_session(portal: Portal, raw_id: str | None) -> None:

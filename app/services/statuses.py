@@ -39,6 +39,20 @@ STATUSES = (
 )
 ORDER: dict[str, int] = {status: index for index, status in enumerate(STATUSES)}
 
+# What a status asks of an admin, which colours its pill: bad (act now), warn (waiting or
+# partly protected), ok (MFA in place), off (nothing to do). The pill always shows its text too.
+TONES: dict[str, str] = {
+    INVITE_EXPIRED: "bad",
+    LOCKED: "bad",
+    NO_MFA: "bad",
+    OUTSIDE_MFA_GROUP: "warn",
+    ENROLLING: "warn",
+    INVITED: "warn",
+    ENROLLED: "ok",
+    MFA_UNMANAGED: "ok",
+    REVOKED: "off",
+}
+
 # Invitation states that say something about the user; `creating` and `failed` do not
 # (a failed invite of a name that already existed must not make that user "managed").
 MEANINGFUL_INVITATION = (
@@ -63,6 +77,11 @@ def status_label(status: str) -> str:
         OUTSIDE_MFA_GROUP: _("outside MFA group"),
     }
     return labels.get(status, status)
+
+
+def status_tone(status: str) -> str:
+    """The pill colour of a status: bad, warn, ok or off (app.css `.status-*`)."""
+    return TONES.get(status, "off")
 
 
 def state_label(state: str) -> str:

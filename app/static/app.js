@@ -45,6 +45,54 @@
     if (firstInvalid) firstInvalid.focus();
     else if (summary) summary.focus();
 
+    // Language: a choice made with the mouse (or confirmed with Enter) switches at once, so the
+    // button is hidden where this runs (.js .js-hide). Arrow keys on the closed menu change the
+    // value without leaving the page (WCAG 3.2.2); Enter then switches.
+    document.querySelectorAll(".js-lang-switch").forEach(function (form) {
+      var select = form.querySelector("select");
+      if (!select) return;
+      var byKeys = false;
+      select.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
+          event.preventDefault();
+          form.submit();
+          return;
+        }
+        byKeys = event.key !== "Tab";
+      });
+      select.addEventListener("pointerdown", function () { byKeys = false; });
+      select.addEventListener("change", function () {
+        if (!byKeys) form.submit();
+      });
+    });
+
+    // Times: the markup says UTC (the fallback); the reader gets their own zone, compactly.
+    var lang = document.documentElement.lang || undefined;
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    function zoneName(date) {
+      try {
+        var parts = new Intl.DateTimeFormat(lang, { timeZoneName: "short" }).formatToParts(date);
+        for (var i = 0; i < parts.length; i++) {
+          if (parts[i].type === "timeZoneName") return parts[i].value;
+        }
+      } catch (e) { /* an old browser: no zone name */ }
+      return "";
+    }
+    document.querySelectorAll("time[data-local]").forEach(function (el) {
+      var date = new Date(el.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      var kind = el.getAttribute("data-local");
+      var day = date.getFullYear() + "-" + two(date.getMonth() + 1) + "-" + two(date.getDate());
+      var clock = two(date.getHours()) + ":" + two(date.getMinutes());
+      if (kind === "seconds") clock += ":" + two(date.getSeconds());
+      var text = kind === "date" ? day : (kind === "time" ? clock : day + " " + clock);
+      if (kind !== "date") {
+        var zone = zoneName(date);
+        if (zone) text += " " + zone;
+      }
+      el.textContent = text;
+    });
+
     // Confirmation before destructive actions (the server still asks for what it needs).
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {

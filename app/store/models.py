@@ -287,3 +287,18 @@ class DirectorySnapshot(Base):
     iam_calls: Mapped[int] = mapped_column(Integer, default=0)
     # Why the credential report could not be read (AccessDenied, not ready), shown on the page.
     report_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DirectoryHistory(Base):
+    """The headline counts of one refresh: the dashboard's MFA coverage over time."""
+
+    __tablename__ = "directory_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    refreshed_at: Mapped[datetime] = mapped_column(index=True)
+    users: Mapped[int] = mapped_column(Integer, default=0)
+    # Users with a console password (the credential report's password_enabled).
+    console_users: Mapped[int] = mapped_column(Integer, default=0)
+    console_with_mfa: Mapped[int] = mapped_column(Integer, default=0)
+    # The credential report could not be read: console counts are unknown for this refresh.
+    report_missing: Mapped[bool] = mapped_column(Boolean, default=False)

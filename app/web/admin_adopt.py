@@ -24,6 +24,7 @@ from app.web.lifecycle import (
     step_up,
     user_page,
 )
+from app.web.prg import see_other
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -102,17 +103,20 @@ def send_link(
         "replace_login_profile": bool(replace_login_profile),
         "groups": groups or [],
     }
+    here = request.url.path
     try:
         when = _parse_deadline(enforce, deadline)
     except ValidationError as exc:  # the form first: a code is spent only on a whole request
         errors = {exc.field or "_form": exc.message}
-        return _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
+        page = _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
+        return see_other(request, page, at=here)
     # A link for an existing user is a way into that account: a fresh code before it is made.
     problem = step_up(request, portal, admin, code, f"send an enrollment link to {name}")
     if problem is not None:
-        return _send_link_page(
+        page = _send_link_page(
             request, portal, name, values=values, errors={"code": problem}, status_code=400
         )
+        return see_other(request, page, at=here)
     try:
         result = adoption.invite_existing_user(
             portal,
@@ -127,9 +131,10 @@ def send_link(
         raise
     except ValidationError as exc:
         errors = {exc.field or "_form": exc.message}
-        return _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
+        page = _send_link_page(request, portal, name, values=values, errors=errors, status_code=400)
+        return see_other(request, page, at=here)
     except PortalError as exc:
-        return _send_link_page(
+        page = _send_link_page(
             request,
             portal,
             name,
@@ -137,6 +142,7 @@ def send_link(
             errors={"_form": exc.message},
             status_code=refusal_status(exc),
         )
+        return see_other(request, page, at=here)
     if result.enforce_at is not None:
         enforced = _(
             "{name} joins the MFA group when it enrolls, or on {when} UTC, whichever comes first."

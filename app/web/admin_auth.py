@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,6 +18,7 @@ from app.services.sessions import create_session, end_session
 from app.store.models import WebSession
 from app.web.common import safe_next
 from app.web.deps import PortalDep, SessionDep, client_ip, session_raw_id
+from app.web.prg import kept_page, see_other
 from app.web.qr_svg import qr_svg
 from app.web.templating import render
 
@@ -121,9 +123,10 @@ def setup_totp(
             source_ip=client_ip(request),
         )
     except ValidationError as exc:
-        return _render_totp(
+        page = _render_totp(
             request, portal, pending, errors={exc.field or "code1": exc.message}, status_code=400
         )
+        return see_other(request, page, at="/admin/setup/totp")
     end_session(portal, session_raw_id(request))
     request.state.new_session_raw_id = new_token()
     return _redirect("/admin/sign-in?m=setup_done")
@@ -153,12 +156,14 @@ def setup_password(
         )
     except ValidationError as exc:
         email = admins.admin_for_setup(portal, token=token).email
-        return render(
+        page = render(
             request,
             "admin/setup_password.html",
             {"email": email, "errors": {exc.field or "password": exc.message}},
             status_code=400,
         )
+        # The setup link's own address shows the answer (the token is in it already).
+        return see_other(request, page, at=request.url.path)
     _start_session(
         request,
         portal,
@@ -220,6 +225,9 @@ def _local_refused(request: Request, portal: PortalDep) -> Response | None:
 def sign_in_page(
     request: Request, session: SessionDep, next: str = "", m: str | None = None
 ) -> Response:
+    kept = kept_page(request)  # the answer to this form, even for one signed in already
+    if kept is not None:
+        return kept
     if session is not None and session.kind == "admin":
         return _redirect(safe_next(next) if next else DEFAULT_NEXT)
     request.state.flash = _flash_text(m)
@@ -242,17 +250,20 @@ def sign_in(
             portal, email=email, password=password, source_ip=client_ip(request)
         )
     except admins.AccountLocked as exc:
-        return _sign_in_page(
+        page = _sign_in_page(
             request, email=email, next_path=next, errors={"_form": exc.message}, status_code=429
         )
+        return see_other(request, page, at=_sign_in_url(next))
     except admins.SignInRefused as exc:
-        return _sign_in_page(
+        # The email comes back in the form; the password never does.
+        page = _sign_in_page(
             request,
             email=email,
             next_path=next,
             errors={exc.field or "password": exc.message},
             status_code=400,
         )
+        return see_other(request, page, at=_sign_in_url(next))
     _start_session(
         request,
         portal,
@@ -265,6 +276,10 @@ def sign_in(
         },
     )
     return _redirect("/admin/sign-in/code")
+
+
+def _sign_in_url(next_path: str) -> str:
+    return "/admin/sign-in?" + urlencode({"next": next_path}) if next_path else "/admin/sign-in"
 
 
 def _code_page(
@@ -299,14 +314,17 @@ def sign_in_code(
         # The half-done sign-in is worthless now; the password must be given again later.
         end_session(portal, session_raw_id(request))
         request.state.new_session_raw_id = new_token()
-        return _sign_in_page(
+        request.state.session_raw_id = request.state.new_session_raw_id  # the page's CSRF token
+        page = _sign_in_page(
             request,
             email=str(pending.data.get("email", "")),
             errors={"_form": exc.message},
             status_code=429,
         )
+        return see_other(request, page, at="/admin/sign-in")
     except admins.SignInRefused as exc:
-        return _code_page(request, errors={exc.field or "code": exc.message}, status_code=400)
+        page = _code_page(request, errors={exc.field or "code": exc.message}, status_code=400)
+        return see_other(request, page, at="/admin/sign-in/code")
     _start_session(
         request, portal, kind="admin", admin_id=info.admin_id, data={"email": info.email}
     )

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from app.errors import Conflict, PortalError, ValidationError
-from app.services.invitations import invite_user
+from app.services.invitations import invite_form_errors, invite_user
 from app.services.notifications import MailDelivery, send_invite_mail
 from app.web.deps import AdminDep, PortalDep
+from app.web.prg import ANSWER_PATH, see_other
 from app.web.templating import render
 
 log = logging.getLogger("iam_onboard.web")
@@ -66,21 +67,29 @@ def invite(
             actor=admin.actor,
         )
     except ValidationError as exc:
-        errors = {exc.field or "_form": exc.message}
-        return _form_page(request, portal, values=values, errors=errors, status_code=400)
+        # Every field's problem at once, not one per submit.
+        errors = invite_form_errors(
+            portal, user_name=user_name, email=email, extra_groups=groups
+        ) or {exc.field or "_form": exc.message}
+        page = _form_page(request, portal, values=values, errors=errors, status_code=400)
+        return see_other(request, page, at="/admin/invite")
     except Conflict as exc:
         errors = {"user_name": exc.message}
-        return _form_page(request, portal, values=values, errors=errors, status_code=400)
+        page = _form_page(request, portal, values=values, errors=errors, status_code=400)
+        return see_other(request, page, at="/admin/invite")
     except PortalError as exc:  # AWS said no, or is unreachable: nothing to show but the reason
         status = exc.status if 400 <= exc.status < 600 else 400
-        return _form_page(
+        page = _form_page(
             request, portal, values=values, errors={"_form": exc.message}, status_code=status
         )
+        return see_other(request, page, at="/admin/invite")
     delivery: MailDelivery | None
     try:
         delivery = send_invite_mail(portal, result=result)
     except Exception:  # the user exists and the link is shown only now: never lose the page
         log.exception("the invite mail for %s could not be written", result.user_name)
         delivery = None
-    # Rendered straight from the POST: the link never sits in a URL or a redirect.
-    return render(request, "admin/invite_done.html", {"result": result, "delivery": delivery})
+    # Shown once by the GET after the redirect, sealed in the session until then: the link
+    # never sits in a URL.
+    page = render(request, "admin/invite_done.html", {"result": result, "delivery": delivery})
+    return see_other(request, page, at=ANSWER_PATH)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from app import i18n
-from app.web.templating import render
+from app.web.prg import ANSWER_PATH, kept_page
+from app.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -14,6 +15,28 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def home(request: Request) -> Response:
     return render(request, "home.html")
+
+
+@router.get(ANSWER_PATH)
+def answer(request: Request) -> Response:
+    """The answer to a form that has no page of its own (what was done, or why not), once
+    (app/web/prg.py); after that, the start page."""
+    kept = kept_page(request)
+    if kept is not None:
+        return kept
+    session = getattr(request.state, "web_session", None)
+    kind = session.kind if session is not None else None
+    home = {"admin": "/admin/dashboard", "enroll": "/enroll"}.get(kind or "", "/")
+    return RedirectResponse(home, status_code=303)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG, not a 404.
+
+    Pages link /static/favicon.svg, which is cached; this fallback gets the no-store of every
+    path outside /static (tests/security/test_headers.py)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 def safe_next(next_path: str | None) -> str:

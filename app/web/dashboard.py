@@ -15,7 +15,10 @@ from app.errors import PortalError, ValidationError
 from app.i18n import _
 from app.services import directory, statuses
 from app.services.directory import DirectoryRow
+from app.services.directory.headline import SERIES_DAYS, coverage_series, headline
+from app.web.coverage_chart import coverage_svg
 from app.web.deps import AdminDep, PortalDep
+from app.web.prg import see_other
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -70,6 +73,7 @@ def _render(
         listing = directory.list_users(portal, query=q or None, page=page, per_page=PER_PAGE)
     current = statuses.parse_status(status) if status else ""
     status = statuses.status_slug(current) if current else ""
+    points = coverage_series(portal, days=SERIES_DAYS)
     links = {
         "all": _url("/admin/dashboard", q=q),
         "status": {
@@ -91,6 +95,9 @@ def _render(
             "statuses": statuses.STATUSES,
             "status_label": statuses.status_label,
             "status_slug": statuses.status_slug,
+            "headline": headline(portal),
+            "chart": coverage_svg(points, days=SERIES_DAYS),
+            "chart_points": sum(1 for p in points if p.coverage is not None),
             "links": links,
             "notice": notice,
             "error": error,
@@ -123,9 +130,10 @@ def refresh(
     try:
         directory.refresh_directory(portal, actor=admin.actor)
     except PortalError as exc:
-        return _render(
+        page = _render(
             request, portal, q=q, status=status, page=1, error=exc.message, status_code=exc.status
         )
+        return see_other(request, page, at=_url("/admin/dashboard", q=q, status=status))
     target = _url("/admin/dashboard", q=q, status=status, done="refreshed")
     return RedirectResponse(target, status_code=303)
 

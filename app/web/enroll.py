@@ -17,6 +17,7 @@ from app.services import enrollment, ratelimit
 from app.services.portal import Actor, Portal
 from app.services.sessions import create_session
 from app.web.deps import PortalDep, client_ip, current_session, session_raw_id
+from app.web.prg import ANSWER_PATH, see_other
 from app.web.qr_svg import qr_svg
 from app.web.templating import render
 
@@ -63,8 +64,25 @@ def _stopped(request: Request, exc: PortalError) -> Response:
     if isinstance(exc, enrollment.EnrollmentLocked):
         return _message(request, _("This link is locked"), exc.message, exc.status)
     if isinstance(exc, enrollment.LinkUnusable):
-        return _message(request, _("This link can't be used"), exc.message, exc.status)
+        if exc.reason == "unknown":
+            title = _("This link does not work")
+        elif exc.reason == "used":
+            title = _("You already set up your sign-in")
+        else:
+            title = _("This link can't be used")
+        return _message(request, title, exc.message, exc.status)
     return _message(request, _("That did not work"), exc.message, exc.status)
+
+
+def _answer(request: Request, page: Response, at: str = "/enroll") -> Response:
+    """Post/Redirect/Get: the answer to a form is shown by the GET of `at` (app/web/prg.py)."""
+    return see_other(request, page, at=at)
+
+
+def _stopped_answer(request: Request, exc: PortalError) -> Response:
+    """A link or enrollment that cannot go on, answering a form: at /answer, because a lock
+    ends the enrollment's session and /enroll would only say that."""
+    return see_other(request, _stopped(request, exc), at=ANSWER_PATH)
 
 
 def _rate_limited(request: Request, portal: PortalDep) -> Response | None:
@@ -147,7 +165,7 @@ def verify(
     except enrollment.FinishIncomplete as exc:
         return _with_error(request, portal, enrollment_id, exc.message, exc.status)
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _stopped(request, exc)
+        return _stopped_answer(request, exc)
     return RedirectResponse("/enroll/done", status_code=303)
 
 
@@ -160,18 +178,21 @@ def _with_error(
     *,
     field: str | None = None,
 ) -> Response:
-    """The enrollment's current page again, with what went wrong on it."""
+    """The enrollment's current page again, with what went wrong on it, after a redirect."""
     try:
         view = enrollment.enrollment_view(portal, enrollment_id=enrollment_id)
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _stopped(request, exc)
+        return _stopped_answer(request, exc)
     if view.stage == "scan":
         errors = {field or "_form": message}
-        return _scan_page(request, portal, view, errors=errors, status_code=status)
+        return _answer(
+            request, _scan_page(request, portal, view, errors=errors, status_code=status)
+        )
     if view.stage == "done":
         return RedirectResponse("/enroll/done", status_code=303)
     context = {"view": view, "error": message}
-    return render(request, "enroll/status.html", context, status_code=status, headers=NO_STORE)
+    page = render(request, "enroll/status.html", context, status_code=status, headers=NO_STORE)
+    return _answer(request, page)
 
 
 @router.post("/enroll/finish")
@@ -184,7 +205,7 @@ def finish(request: Request, portal: PortalDep) -> Response:
     except enrollment.EnrollmentExpired:
         return RedirectResponse("/enroll", status_code=303)
     except enrollment.LinkUnusable as exc:
-        return _stopped(request, exc)
+        return _stopped_answer(request, exc)
     return RedirectResponse("/enroll/done", status_code=303)
 
 
@@ -194,7 +215,7 @@ def restart(request: Request, portal: PortalDep) -> Response:
     try:
         enrollment.prepare_device(portal, enrollment_id=enrollment_id, actor=_actor(request))
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _stopped(request, exc)
+        return _stopped_answer(request, exc)
     except AwsError as exc:
         message = _("Your MFA device could not be created: {problem}").format(problem=exc.message)
         return _with_error(request, portal, enrollment_id, message, exc.status)
@@ -232,13 +253,15 @@ def landing(request: Request, portal: PortalDep, token: str) -> Response:
 
 @router.post("/enroll/{token}")
 def start(request: Request, portal: PortalDep, token: str) -> Response:
+    # The answers to this form are shown by the landing page's address, where it came from.
+    landing_path = request.url.path
     limited = _rate_limited(request, portal)
     if limited is not None:
-        return limited
+        return _answer(request, limited, at=landing_path)
     try:
         enrollment_id = enrollment.start_enrollment(portal, token=token, actor=_actor(request))
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _stopped(request, exc)
+        return _answer(request, _stopped(request, exc), at=landing_path)
     # A new session id at the exchange; the old cookie id (and its CSRF token) dies.
     new_id = create_session(
         portal, kind="enroll", enrollment_id=enrollment_id, replaces=session_raw_id(request)
@@ -248,7 +271,7 @@ def start(request: Request, portal: PortalDep, token: str) -> Response:
     try:
         enrollment.prepare_device(portal, enrollment_id=enrollment_id, actor=_actor(request))
     except (enrollment.LinkUnusable, enrollment.EnrollmentLocked) as exc:
-        return _stopped(request, exc)
+        return _stopped_answer(request, exc)
     except AwsError as exc:
         message = _("Your MFA device could not be created: {problem}").format(problem=exc.message)
         return _with_error(request, portal, enrollment_id, message, exc.status)

@@ -7,12 +7,14 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from app.errors import PortalError
 from app.i18n import _
 from app.web.middleware import redact_path
+from app.web.prg import ANSWER_PATH, see_other
 from app.web.templating import render
 
 log = logging.getLogger("iam_onboard.errors")
@@ -27,7 +29,18 @@ def error_json(status: int, code: str, message: str) -> JSONResponse:
 
 
 def error_page(request: Request, status: int, title: str, message: str) -> Response:
-    return render(request, "error.html", {"title": title, "message": message}, status_code=status)
+    # Never a kept page instead (render's database read would block the event loop here).
+    return render(
+        request, "error.html", {"title": title, "message": message}, status_code=status, kept=False
+    )
+
+
+async def _answer(request: Request, page: Response) -> Response:
+    """A form's refusal is shown after a redirect like every answer to a form (app/web/prg.py)."""
+    if request.method != "POST":
+        return page
+    # In a worker thread: keeping the page writes to the database.
+    return await run_in_threadpool(see_other, request, page, at=ANSWER_PATH)
 
 
 def _status_text(status: int) -> tuple[str, str]:
@@ -49,7 +62,9 @@ def install_error_handlers(app: FastAPI) -> None:
             log.warning("%s: %s", exc.code, exc.message)
         if _is_api(request):
             return error_json(exc.status, exc.code, exc.message)
-        return error_page(request, exc.status, _("That did not work"), exc.message)
+        return await _answer(
+            request, error_page(request, exc.status, _("That did not work"), exc.message)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -77,7 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         if _is_api(request):
             return error_json(422, "invalid", message)
-        return error_page(request, 400, _("That did not work"), message)
+        return await _answer(request, error_page(request, 400, _("That did not work"), message))
 
     app.exception_handler(Exception)(unexpected_error)
 

@@ -3,13 +3,15 @@ an existing user and its contact email: app/web/admin_adopt.py).
 
 Everything that hands someone a way into an existing account (reset, send a link / adopt,
 revoke-with-delete, offboard, changing the email) asks for a fresh portal TOTP code (step-up).
-A new link is shown once, on the page answering the POST: it never sits in a URL or a redirect.
+A new link is shown once, by the GET after the POST's redirect (sealed in the session until
+then, app/web/prg.py): it never sits in a URL.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -25,6 +27,7 @@ from app.services.lifecycle.links import LinkResult
 from app.services.notifications import MailDelivery, send_invite_mail
 from app.services.sessions import end_session, update_session_data
 from app.web.deps import AdminContext, AdminDep, PortalDep, session_raw_id
+from app.web.prg import ANSWER_PATH, see_other
 from app.web.templating import render
 
 log = logging.getLogger("iam_onboard.web")
@@ -78,6 +81,7 @@ def step_up(
         # Locked by wrong codes: this session ends too, so guessing cannot go on from it.
         end_session(portal, session_raw_id(request))
         request.state.new_session_raw_id = new_token()
+        request.state.session_raw_id = request.state.new_session_raw_id  # the page's CSRF token
         raise
     except admins.SignInRefused as exc:
         return exc.message
@@ -106,7 +110,7 @@ def link_page(
     request: Request, portal: PortalDep, result: LinkResult, *, headline: str, done: list[str]
 ) -> Response:
     delivery, mail_failed = _deliver(portal, result)
-    return render(
+    page = render(
         request,
         "admin/lifecycle_link.html",
         {
@@ -118,6 +122,7 @@ def link_page(
             "smtp": bool(portal.settings.smtp_url),
         },
     )
+    return see_other(request, page, at=ANSWER_PATH)
 
 
 def done_page(
@@ -129,7 +134,7 @@ def done_page(
     removed: list[str] | None = None,
     user_page: bool = True,
 ) -> Response:
-    return render(
+    page = render(
         request,
         "admin/lifecycle_done.html",
         {
@@ -140,14 +145,15 @@ def done_page(
             "user_page": user_page,
         },
     )
+    return see_other(request, page, at=ANSWER_PATH)
 
 
 def user_page(
     request: Request, portal: PortalDep, name: str, *, errors: dict[str, str], status_code: int
 ) -> Response:
-    """The user page again, with an action's errors under its fields."""
+    """The user page again, with an action's errors under its fields, after a redirect."""
     detail = directory.user_detail(portal, name)
-    return render(
+    page = render(
         request,
         "admin/user.html",
         {
@@ -159,6 +165,7 @@ def user_page(
         },
         status_code=status_code,
     )
+    return see_other(request, page, at=f"/admin/users/{quote(name, safe='')}")
 
 
 # -- resend and revoke --------------------------------------------------------------------------
@@ -176,7 +183,12 @@ def resend(request: Request, portal: PortalDep, admin: AdminDep, name: str) -> R
         portal,
         result,
         headline=_("New link for {name}").format(name=result.user_name),
-        done=[_("The previous link no longer works. A locked enrollment is unlocked.")],
+        done=[_("The previous link no longer works.")]
+        + (
+            [_("The enrollment was locked after too many wrong codes; the new link unlocks it.")]
+            if result.was_locked
+            else []
+        ),
     )
 
 
@@ -255,23 +267,27 @@ def reset_mfa(
     email: FormText = "",
     code: FormText = "",
 ) -> Response:
+    here = request.url.path
     problem = step_up(request, portal, admin, code, f"reset MFA of {name}")
     if problem is not None:
-        return _reset_page(
+        page = _reset_page(
             request, portal, name, email=email, errors={"code": problem}, status_code=400
         )
+        return see_other(request, page, at=here)
     try:
         result = lost_device.reset_mfa(portal, user_name=name, email=email, actor=admin.actor)
     except NotFound:
         raise
     except ValidationError as exc:
         errors = {exc.field or "_form": exc.message}
-        return _reset_page(request, portal, name, email=email, errors=errors, status_code=400)
+        page = _reset_page(request, portal, name, email=email, errors=errors, status_code=400)
+        return see_other(request, page, at=here)
     except PortalError as exc:
         errors = {"_form": exc.message}
-        return _reset_page(
+        page = _reset_page(
             request, portal, name, email=email, errors=errors, status_code=refusal_status(exc)
         )
+        return see_other(request, page, at=here)
     return link_page(
         request,
         portal,
@@ -321,19 +337,22 @@ def offboard(
     confirm_name: FormText = "",
     code: FormText = "",
 ) -> Response:
+    here = request.url.path
     preview = plans.offboard_preview(portal, user_name=name)
     try:
         plans.check_typed_name(expected=preview.user_name, typed=confirm_name)
     except ValidationError as exc:
         errors = {exc.field or "confirm_name": exc.message}
-        return _offboard_page(
+        page = _offboard_page(
             request, portal, name, typed=confirm_name, errors=errors, status_code=400
         )
+        return see_other(request, page, at=here)
     problem = step_up(request, portal, admin, code, f"offboard {preview.user_name}")
     if problem is not None:
-        return _offboard_page(
+        page = _offboard_page(
             request, portal, name, typed=confirm_name, errors={"code": problem}, status_code=400
         )
+        return see_other(request, page, at=here)
     try:
         report = offboarding.offboard(portal, user_name=preview.user_name, actor=admin.actor)
     except NotFound:
@@ -341,7 +360,7 @@ def offboard(
     except PortalError as exc:
         stopped = exc.message if exc.code == "offboard_incomplete" else None
         errors = {} if stopped else {"_form": exc.message}
-        return _offboard_page(
+        page = _offboard_page(
             request,
             portal,
             name,
@@ -350,6 +369,7 @@ def offboard(
             stopped=stopped,
             status_code=refusal_status(exc),
         )
+        return see_other(request, page, at=here)
     return done_page(
         request,
         user_name=report.user_name,

@@ -11,8 +11,11 @@ from fastapi.responses import HTMLResponse
 from app import i18n
 from app.security.csrf import csrf_token_for
 from app.services.record_text import record_text
-from app.services.statuses import state_label, status_label
+from app.services.statuses import state_label, status_label, status_tone
 from app.template_env import new_environment
+from app.web.local_time import local_time
+from app.web.prg import kept_page
+from app.web.text_breaks import breakable
 
 # Package data: it ships inside the wheel, beside the code.
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -22,7 +25,12 @@ env.globals["LANGUAGES"] = i18n.LANGUAGES
 # Stored values shown in the reader's language: statuses, states and the portal's own records.
 env.globals["status_label"] = status_label
 env.globals["state_label"] = state_label
+env.globals["status_tone"] = status_tone  # the colour of a status pill
 env.filters["record"] = record_text
+# Times in the reader's zone (UTC in the markup): {{ event.at | when }}, {{ t | when("time") }}.
+env.filters["when"] = local_time
+# ARNs, action names and addresses wrap after / : - . , never inside a word.
+env.filters["breakable"] = breakable
 
 
 def csrf_token(request: Request) -> str:
@@ -38,8 +46,15 @@ def render(
     *,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    kept: bool = True,
 ) -> HTMLResponse:
-    """Render a page; every page gets the request, its CSRF token and the current language."""
+    """Render a page; every page gets the request, its CSRF token and the current language.
+
+    A GET first shows the page kept for it by the answer to a form (app/web/prg.py), once.
+    """
+    page = kept_page(request) if kept else None
+    if page is not None:
+        return page
     values = {
         "request": request,
         "csrf_token": csrf_token(request),

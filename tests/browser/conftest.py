@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -69,18 +70,24 @@ def chromium() -> Iterator[Any]:
 def axe_source() -> str:
     """axe.min.js, installed from the npm registry on first use into .cache/axe."""
     script = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.exists():
-        npm = shutil.which("npm")
-        if not npm:
-            skip_or_fail("npm not found: it installs axe-core for the accessibility checks")
-        AXE_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),
-             f"axe-core@{AXE_VERSION}"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )  # fmt: skip
+    if script.exists():
+        return script.read_text(encoding="utf-8")
+    npm = shutil.which("npm")
+    if not npm:
+        skip_or_fail("npm not found: it installs axe-core for the accessibility checks")
+    AXE_DIR.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share .cache/axe: one installs while the others wait on the lock,
+    # then find the script there (two npm installs into one prefix would corrupt it).
+    with (AXE_DIR / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not script.exists():
+            subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),
+                 f"axe-core@{AXE_VERSION}"],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )  # fmt: skip
     return script.read_text(encoding="utf-8")
 
 

@@ -101,6 +101,13 @@ def test_newcomer_sets_up_the_admin_and_invites(demo: Demo, chromium: Any, axe_s
         assert "the mail to newhire@example.com is in the outbox" in page.content()
         _fits_the_phone(page)
         _no_axe_violations(page, axe_source)
+        # Post/Redirect/Get: Back is a GET of the form, Forward shows no link (and no prompt).
+        back = page.go_back()
+        assert back is not None and back.request.method == "GET" and back.status == 200
+        assert page.url.endswith("/admin/invite")
+        forward = page.go_forward()
+        assert forward is not None and forward.request.method == "GET"
+        assert page.locator("#invite-link").count() == 0  # shown once, not again
 
         page.get_by_role("link", name="Outbox", exact=True).click()
         page.wait_for_url("**/admin/outbox")

@@ -12,6 +12,7 @@ import pytest
 from tests.helpers import (
     Clock,
     admin_setup_link,
+    answer_of,
     csrf_of,
     set_up_admin,
     sign_in_admin,
@@ -42,6 +43,7 @@ def test_demo_admin_sets_up_signs_in_and_invites(tmp_path: Path):
                     "note": "",
                 },
             )
+            r = answer_of(browser, r)  # Post/Redirect/Get
             assert r.status_code == 200, r.text
             shown = re.search(r'id="invite-link">([^<]+)<', r.text)
             assert shown and shown.group(1).startswith(demo.portal_url + "/enroll/")

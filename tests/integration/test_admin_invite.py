@@ -14,7 +14,7 @@ from app.services.admins import create_admin
 from app.services.portal import CLI_ACTOR, Portal
 from app.store.models import Invitation, OutboxMail
 from tests.conftest import make_portal
-from tests.helpers import Clock, csrf_of, set_up_admin, sign_in_admin
+from tests.helpers import Clock, answer_of, csrf_of, set_up_admin, sign_in_admin
 
 ADA = "ada@example.com"
 
@@ -39,7 +39,8 @@ def _invite(client: TestClient, **fields):
     page = client.get("/admin/invite")
     data = {"csrf_token": csrf_of(page.text), "user_name": "", "email": "", "note": ""}
     data.update(fields)
-    return client.post("/admin/invite", data=data, follow_redirects=False)
+    # Post/Redirect/Get: the POST answers 303, its answer is the page the 303 leads to.
+    return answer_of(client, client.post("/admin/invite", data=data, follow_redirects=False))
 
 
 def _error_under(html: str, field: str) -> str:
@@ -76,6 +77,11 @@ def test_invite_shows_the_link_once_and_puts_the_mail_in_the_outbox(
     assert mail.to == "grace@example.com" and mail.sent_at is None
     # The link lives only in the result page and the mail, never on the form page again.
     assert link.group(1) not in ada.get("/admin/invite").text
+    # Reloading the result shows no link again, and sends no form again.
+    again = ada.get("/answer", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/admin/dashboard"
+    with portal.db.session() as s:
+        assert len(s.scalars(select(Invitation)).all()) == 1
 
     outbox = ada.get("/admin/outbox")
     assert "grace@example.com" in outbox.text and mail.subject in outbox.text

@@ -163,6 +163,13 @@ def test_a_rotated_key_is_picked_up_and_an_unknown_key_is_refused(sso: SsoPortal
     assert "signature not valid" in (failed[-1].detail or "")
 
 
+def _answer_of(sso: SsoPortal, r: httpx.Response) -> httpx.Response:
+    """The page answering a form: the POST says 303 (Post/Redirect/Get, app/web/prg.py), the
+    GET it leads to shows the answer."""
+    assert r.status_code == 303, (r.status_code, r.text[:500])
+    return sso.client.get(f"{sso.url}{r.headers['location']}", follow_redirects=False)
+
+
 def test_step_up_for_offboarding_is_a_fresh_login_at_the_provider(sso: SsoPortal, iam_client: Any):
     iam_client.create_user(UserName="zed", Tags=MANAGED)
     assert sso.sign_in("alice").status_code == 303
@@ -174,6 +181,7 @@ def test_step_up_for_offboarding_is_a_fresh_login_at_the_provider(sso: SsoPortal
     refused = sso.client.post(
         f"{sso.url}{path}", data={"csrf_token": csrf_of(page.text), "confirm_name": "zed"}
     )
+    refused = _answer_of(sso, refused)
     assert refused.status_code == 400 and "Confirm it is you at Test IdP first" in refused.text
     assert iam_client.get_user(UserName="zed")
 
@@ -193,6 +201,7 @@ def test_step_up_for_offboarding_is_a_fresh_login_at_the_provider(sso: SsoPortal
         f"{sso.url}{path}",
         data={"csrf_token": csrf_of(page.text), "confirm_name": "zed", "code": ""},
     )
+    done = _answer_of(sso, done)
     assert done.status_code == 200 and "zed was offboarded" in done.text
     steps = sso.audit("admin.step_up")
     assert [e.outcome for e in steps] == ["ok", "ok"]
@@ -346,6 +355,7 @@ def test_a_local_admin_with_the_same_email_is_linked_and_may_step_up_with_a_code
             "code": totp_at(seed, clock.step()),
         },
     )
+    done = _answer_of(sso, done)
     assert done.status_code == 200 and "zed was offboarded" in done.text
 
 

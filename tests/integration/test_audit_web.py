@@ -50,9 +50,11 @@ def rows(page: str) -> list[tuple[str, str]]:
     body = page.split("<tbody>")[1].split("</tbody>")[0] if "<tbody>" in page else ""
     found = []
     for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S):
-        cells = re.findall(r"<td>(.*?)</td>", row, flags=re.S)
-        user = re.sub(r"<[^>]+>", "", cells[3]).strip()
-        found.append((cells[2].strip(), user))
+        cells = [
+            re.sub(r"<[^>]+>", "", cell).strip()  # links, and <wbr> wrap points
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
+        ]
+        found.append((cells[2], cells[3]))
     return found
 
 

@@ -80,6 +80,7 @@ def test_bootstrap_twice_and_doctor_against_the_demo(demo: Demo):
     assert "All checks passed" in doctor.stdout
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_bad_setting_gives_one_clear_line(tmp_path: Path):
     env = clean_env(IAM_ONBOARD_INVITE_TTL_HOURS="soon")
     result = subprocess.run(
@@ -90,6 +91,7 @@ def test_bad_setting_gives_one_clear_line(tmp_path: Path):
     assert "IAM_ONBOARD_INVITE_TTL_HOURS" in result.stderr
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_serve_refuses_the_default_secret(tmp_path: Path):
     env = clean_env(IAM_ONBOARD_DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
     result = subprocess.run(
@@ -99,6 +101,7 @@ def test_serve_refuses_the_default_secret(tmp_path: Path):
     assert "IAM_ONBOARD_SECRET_KEY is not set" in result.stderr
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_serve_refuses_the_default_secret_in_the_sandbox_too(tmp_path: Path):
     env = clean_env(
         IAM_ONBOARD_DATABASE_URL=f"sqlite:///{tmp_path}/x.db", IAM_ONBOARD_SANDBOX="true"
@@ -144,6 +147,7 @@ def _policy(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_policy_prints_each_policy_for_the_current_settings(tmp_path: Path):
     runtime = _policy(
         tmp_path, "runtime", IAM_ONBOARD_MFA_GROUP="Enforce", IAM_ONBOARD_ASSIGNABLE_GROUPS="Dev"
@@ -170,6 +174,7 @@ def test_policy_prints_each_policy_for_the_current_settings(tmp_path: Path):
     assert "iam:CreateAccessKey" not in deny["NotAction"]
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_policy_as_a_cloudformation_resource(tmp_path: Path):
     plain = json.loads(_policy(tmp_path, "runtime").stdout)
     result = _policy(tmp_path, "runtime", "--format", "cloudformation")
@@ -180,6 +185,7 @@ def test_policy_as_a_cloudformation_resource(tmp_path: Path):
     assert "iam-onboard:managed" in fragment["Properties"]["Description"]
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 def test_policy_refuses_an_unknown_kind_or_format(tmp_path: Path):
     for args in (["admin"], ["mfa", "--format", "yaml"], []):
         result = _policy(tmp_path, *args)

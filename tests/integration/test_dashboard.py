@@ -75,7 +75,7 @@ def refresh(client: AdminClient, **form: str):
 def table(html: str) -> dict[str, str]:
     """User name -> status, as the dashboard's table shows them."""
     rows = re.findall(
-        r'<td><span class="status">([^<]+)</span></td>\s*'
+        r'<td><span class="status status-\w+">([^<]+)</span></td>\s*'
         r'<td><a href="/admin/users/[^"]+">([^<]+)</a>',
         html,
     )
@@ -140,7 +140,7 @@ def test_first_visit_shows_the_empty_state_without_calling_iam(portal: Portal, a
     portal.on_iam_call = calls.append
     page = ada.get("/admin/dashboard")
     assert page.status_code == 200
-    assert "Not read from AWS yet" in page.text
+    assert "have not been read yet" in page.text
     assert 'action="/admin/dashboard/refresh"' in page.text
     assert calls == []
 
@@ -281,7 +281,7 @@ def test_user_page_shows_live_facts_invitation_and_timeline(
     assert key in page.text
     assert "The portal did not invite this user." in page.text
     assert "Not in the MFA group MFA" in page.text
-    assert '<span class="status">no MFA</span>' in page.text
+    assert '<span class="status status-bad">no MFA</span>' in page.text
 
     missing = ada.get("/admin/users/nobody")
     assert missing.status_code == 404

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import subprocess
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -75,19 +76,25 @@ def test_the_extractor_finds_each_form_and_skips_prose():
     ]
 
 
+@cache
+def _help_of(command: str) -> subprocess.CompletedProcess[str]:
+    """`iam-onboard COMMAND --help`, run once per command (the docs name `serve` three times,
+    `policy` five): each start of the CLI costs a second of imports."""
+    return subprocess.run(
+        [*CLI, command, "--help"], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.slow  # starts iam-onboard processes
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
 def test_each_documented_command_is_one_the_cli_accepts(args: list[str]):
     parser = build_parser()
     if args[0] in PENDING_SUBCOMMANDS:
-        help_run = subprocess.run(
-            [*CLI, args[0], "--help"], env=clean_env(), capture_output=True, text=True, timeout=60
-        )
+        help_run = _help_of(args[0])
         assert help_run.returncode != 0, f"`{args[0]}` is no longer pending: clear it"
         assert "invalid choice" in help_run.stderr
         return
-    help_run = subprocess.run(
-        [*CLI, args[0], "--help"], env=clean_env(), capture_output=True, text=True, timeout=60
-    )
+    help_run = _help_of(args[0])
     assert help_run.returncode == 0, help_run.stderr
     for word in args[1:]:
         if word.startswith("--"):

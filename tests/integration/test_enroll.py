@@ -130,8 +130,19 @@ class Newcomer:
         return page, secret_of(page.text)
 
     def verify(self, code1: str, code2: str) -> httpx.Response:
+        """The answer to the codes: a 303 to the done page, or (Post/Redirect/Get) the page the
+        303 leads to, with what went wrong."""
         form = {"csrf_token": csrf_of(self.get("/enroll").text), "code1": code1, "code2": code2}
-        return self.post("/enroll/verify", form)
+        r = self.post("/enroll/verify", form)
+        assert r.status_code == 303, r.text  # never a page answering the POST itself
+        if r.headers["location"] == "/enroll/done":
+            return r
+        return self.answer(r)
+
+    def answer(self, r: httpx.Response) -> httpx.Response:
+        """The page that answers a form: Post/Redirect/Get, so the GET the 303 leads to."""
+        assert r.status_code == 303, r.text
+        return self.get(r.headers["location"])
 
 
 def invite(portal: Portal, name: str = "alice", **kw) -> str:  # type: ignore[no-untyped-def]
@@ -301,30 +312,42 @@ def test_get_three_times_changes_nothing_then_post_works_and_no_url_holds_the_to
     assert newcomer.token not in done.text
 
 
-def test_unknown_expired_used_and_revoked_links_get_the_same_page(portal: Portal):
+def test_a_never_valid_link_and_a_finished_ones_say_what_they_are(portal: Portal):
+    """Unknown, used, and expired or revoked links: three accurate pages, none inviting a probe
+    (a token is 256 random bits)."""
+
     def main_of(html: str) -> str:
         return re.search(r"<main.*?</main>", html, re.DOTALL).group(0)  # type: ignore[union-attr]
 
     with TestClient(create_app(portal)) as client:
-        answers = []
-        answers.append(client.get("/enroll/" + "x" * 43))  # unknown
+        unknown = client.get("/enroll/" + "x" * 43)
         revoked = invite(portal, "rita")
         with portal.db.session() as s:
             s.get(Invitation, the_id(portal, "rita")).status = "revoked"  # type: ignore[union-attr]
-        answers.append(client.get(revoked))
+        gone = [client.get(revoked)]
         used = invite(portal, "ursula")
         with portal.db.session() as s:
             s.get(Invitation, the_id(portal, "ursula")).status = "used"  # type: ignore[union-attr]
-        answers.append(client.get(used))
+        finished = client.get(used)
         expired = invite(portal, "eve")
         real_clock = portal.clock
         portal.clock = lambda: real_clock() + timedelta(hours=73)
-        answers.append(client.get(expired))
-        post = client.post(expired, data={"csrf_token": csrf_of(answers[0].text)})
-        answers.append(post)
-    assert {r.status_code for r in answers} == {404}
-    assert len({main_of(r.text) for r in answers}) == 1
-    assert UNUSABLE in unescape(answers[0].text)
+        gone.append(client.get(expired))
+        # The form's answer comes after a redirect, at the landing page's address.
+        post = client.post(
+            expired, data={"csrf_token": csrf_of(unknown.text)}, follow_redirects=False
+        )
+        assert post.status_code == 303 and post.headers["location"] == expired
+        gone.append(client.get(post.headers["location"]))
+    assert {r.status_code for r in [unknown, finished, *gone]} == {404}
+    assert len({main_of(r.text) for r in gone}) == 1
+    assert UNUSABLE in unescape(gone[0].text)
+    assert "This link does not work" in unknown.text
+    assert "cut short, mistyped, or replaced by a newer one" in unknown.text
+    assert "ask for" not in unknown.text.lower() or UNUSABLE not in unescape(unknown.text)
+    assert "You already set up your sign-in" in finished.text
+    assert "Sign in to the AWS console" in finished.text
+    assert "for a new one" not in finished.text  # a finished enrollment needs no new link
 
 
 def the_id(portal: Portal, user: str) -> str:
@@ -373,7 +396,8 @@ def test_five_wrong_pairs_lock_even_across_a_restart_and_a_right_pair_is_refused
     assert ended.status_code == 403 and "session has ended" in ended.text
     code1, code2 = pyotp_pair(seed)  # the right codes, now
     form = {"csrf_token": csrf_of(ended.text), "code1": code1, "code2": code2}
-    assert newcomer.post("/enroll/verify", form).status_code == 403
+    refused = newcomer.answer(newcomer.post("/enroll/verify", form))
+    assert refused.status_code == 403 and "session has ended" in refused.text
     assert mfa_serials(iam_client, "alice") == []
     assert all_virtual_devices(iam_client) == []  # the locked enrollment's device is gone
     inv = the_invitation(portal)
@@ -394,9 +418,11 @@ def test_valid_but_not_consecutive_codes_are_refused_without_any_iam_call(
     totp = pyotp.TOTP(seed)
     code1, code3 = totp.at((now_step - 1) * 30), totp.at((now_step + 1) * 30)
     form = {"csrf_token": csrf_of(page.text), "code1": code1, "code2": code3}
-    r = newcomer.post("/enroll/verify", form)
+    r = newcomer.answer(newcomer.post("/enroll/verify", form))
     assert r.status_code == 400
-    assert "not one right after the other" in r.text
+    assert r.text.count("not one right after the other") == 1  # said once, tries left within
+    assert "4 tries left." in r.text
+    assert "Tries left" not in r.text  # the hint would say it a second time
     assert calls == []
 
 
@@ -775,7 +801,9 @@ def test_when_aws_cannot_create_the_device_the_person_can_try_again(
 
     portal.on_iam_call = throttle
     landing = newcomer.get(newcomer.link_path)
-    failed = newcomer.post(newcomer.link_path, {"csrf_token": csrf_of(landing.text)})
+    failed = newcomer.answer(
+        newcomer.post(newcomer.link_path, {"csrf_token": csrf_of(landing.text)})
+    )
     assert failed.status_code == 503
     assert "could not be created" in failed.text and 'action="/enroll/restart"' in failed.text
     portal.on_iam_call = None

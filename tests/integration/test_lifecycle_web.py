@@ -22,7 +22,7 @@ from app.services.invitations import invite_user
 from app.services.portal import CLI_ACTOR, Portal
 from app.store.models import Admin, AuditEvent
 from tests.conftest import TEST_SECRET
-from tests.helpers import Clock, csrf_of, set_up_admin, sign_in_admin, totp_at
+from tests.helpers import Clock, answer_of, csrf_of, set_up_admin, sign_in_admin, totp_at
 from tests.integration.lifecycle_support import (
     MANAGED_TAGS,
     build_busy_user,
@@ -49,10 +49,12 @@ class SignedIn:
         return totp_at(self.seed, self.clock.step())
 
     def post(self, path: str, page: str, **form: object):
-        """Submit a form from `page` (its CSRF token) to `path`."""
-        return self.client.post(
+        """Submit a form from `page` (its CSRF token) to `path`; the page answering it comes
+        after the redirect (Post/Redirect/Get)."""
+        r = self.client.post(
             path, data={"csrf_token": csrf_of(page), **form}, follow_redirects=False
         )
+        return answer_of(self.client, r)
 
 
 @pytest.fixture

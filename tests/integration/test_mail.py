@@ -33,7 +33,7 @@ from app.services.outbox import enqueue_mail, retry_unsent
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.store.models import Invitation, OutboxMail
 from tests.conftest import make_portal
-from tests.helpers import Clock, csrf_of, free_port, set_up_admin, sign_in_admin
+from tests.helpers import Clock, answer_of, csrf_of, free_port, set_up_admin, sign_in_admin
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 ADA = "ada@example.com"
@@ -180,6 +180,7 @@ def _web_invite(portal: Portal, **fields: Any) -> str:
             data={"csrf_token": csrf_of(page.text), "note": "", **fields},
             follow_redirects=False,
         )
+        r = answer_of(client, r)  # Post/Redirect/Get
         assert r.status_code == 200, r.text
         return r.text
 

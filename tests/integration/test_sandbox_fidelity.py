@@ -88,8 +88,18 @@ def test_sandbox_answers_on_loopback_and_stop_frees_the_port() -> None:
     sandbox.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", sandbox.port), timeout=1)
-    with socket.socket() as again:
-        again.bind(("127.0.0.1", sandbox.port))  # nothing holds the port any more
+    # Nothing holds the port any more. Another process (a pytest-xdist worker) may be given
+    # the freed port for a moment as the local end of a connection of its own: retry a while.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with socket.socket() as again:
+                again.bind(("127.0.0.1", sandbox.port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def test_sandbox_refuses_to_listen_beyond_loopback() -> None:

@@ -313,6 +313,7 @@ def test_demo_refuses_a_negative_option():
     assert "--iam-rate" in result.stderr and "number ≥ 0" in result.stderr
 
 
+@pytest.mark.slow  # starts iam-onboard demo
 def test_demo_with_latency_enrolls_a_newcomer(tmp_path: Path):
     # The rate from the environment, the latency from the option (over the environment's).
     env = clean_env(IAM_ONBOARD_SANDBOX_RATE="1000", IAM_ONBOARD_SANDBOX_LATENCY_MS="5")

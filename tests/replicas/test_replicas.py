@@ -121,11 +121,11 @@ def test_the_enrollment_lockout_counts_wrong_codes_on_both_replicas(
     wrong = {"csrf_token": csrf_of(scan), "code1": "000000", "code2": "000001"}
     servers = [replicas.b, replicas.a] * 3
     for attempt in range(1, 5):
-        r = browser.post(servers[attempt - 1].url + "/enroll/verify", data=wrong)
+        r = _answer(browser, browser.post(servers[attempt - 1].url + "/enroll/verify", data=wrong))
         assert r.status_code == 400, r.text
         left = 5 - attempt
         assert f"{left} {'try' if left == 1 else 'tries'} left" in r.text
-    locked = browser.post(servers[4].url + "/enroll/verify", data=wrong)
+    locked = _answer(browser, browser.post(servers[4].url + "/enroll/verify", data=wrong))
     assert locked.status_code == 403 and "locked after 5 wrong tries" in locked.text
     for server in (replicas.a, replicas.b):
         page = browser.get(server.url + link)
@@ -196,7 +196,14 @@ def _set_up_admin(portal: Portal) -> None:
 def _sign_in(browser: httpx.Client, server: Server, password: str) -> httpx.Response:
     page = browser.get(server.url + "/admin/sign-in")
     form = {"csrf_token": csrf_of(page.text), "email": ADMIN, "password": password, "next": ""}
-    return browser.post(server.url + "/admin/sign-in", data=form)
+    r = browser.post(server.url + "/admin/sign-in", data=form)
+    return _answer(browser, r) if r.headers.get("location") == "/admin/sign-in" else r
+
+
+def _answer(browser: httpx.Client, r: httpx.Response) -> httpx.Response:
+    """The page answering a form: the GET its 303 leads to (Post/Redirect/Get)."""
+    assert r.status_code == 303, r.text
+    return browser.get(r.url.join(r.headers["location"]))
 
 
 def test_an_admin_locked_on_one_replica_is_locked_on_the_other(

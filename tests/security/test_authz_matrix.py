@@ -61,12 +61,16 @@ TABLE: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "GET /":                               (OK,       OK,       OK,            OK,       OK),
     "GET /openapi.json":                   (OK,       OK,       OK,            OK,       OK),
     "GET /static/{path}":                  (OK,       OK,       OK,            OK,       OK),
+    "GET /favicon.ico":                    (OK,       OK,       OK,            OK,       OK),
     "GET /healthz":                        (OK,       OK,       OK,            OK,       OK),
     "GET /readyz":                         (OK,       OK,       OK,            OK,       OK),
     # No IAM_ONBOARD_METRICS_TOKEN in this world: no page for anyone (an API token is not it;
     # test_metrics.py covers the token).
     "GET /metrics":                        (GONE,) * 5,
     "POST /language":                      (to("/admin/audit"),) * 4 + (CSRF,),
+    # The answer to a form, once, for the session it was kept in; else the start page.
+    "GET /answer":                         (to("/admin/dashboard"),) * 2
+                                           + (to("/enroll"), to("/"), to("/")),
     # The enrollment link is the credential: whoever holds it sees the landing page and may
     # exchange it; after that only the session the exchange started opens the enrollment.
     "GET /enroll/{token}":                 (OK,       OK,       OK,            OK,       OK),
@@ -151,7 +155,9 @@ def request_for(key: str, w: World, p: Persona) -> Request:
     routes: dict[str, Any] = {
         "GET /openapi.json": lambda: ("/openapi.json", None, None),
         "GET /static/{path}": lambda: ("/static/app.css", None, None),
+        "GET /favicon.ico": lambda: ("/favicon.ico", None, None),
         "GET /": lambda: ("/", None, None),
+        "GET /answer": lambda: ("/answer", None, None),
         "POST /language": lambda: ("/language", form(language="ko", next="/admin/audit"), None),
         "GET /enroll": lambda: ("/enroll", None, None),
         "POST /enroll/verify": lambda: ("/enroll/verify", form(code1="", code2=""), None),
@@ -300,6 +306,9 @@ def test_route_answers_each_persona_as_the_table_says(world: World, key: str) ->
     for name, outcome in zip(PERSONAS, TABLE[key], strict=True):
         path, form, body = request_for(key, world, people[name])
         r = world.send(people[name], method, path, form=form, json=body)
+        if method == "POST" and outcome.location is None and r.status_code == 303:
+            # Post/Redirect/Get: what the person sees is the page the redirect leads to.
+            r = world.send(people[name], "GET", r.headers["location"], form=None, json=None)
         problem = check(outcome, r, name)
         if problem:
             wrong.append(f"{name}: expected {outcome}, got {problem}")
@@ -316,6 +325,8 @@ def test_admin_b_acts_on_a_user_admin_a_invited_and_the_audit_log_names_b(world:
         f"/admin/users/{name}/resend",
         form={"csrf_token": people["admin_b"].csrf},
     )
+    assert r.status_code == 303 and r.headers["location"] == "/answer"
+    r = world.send(people["admin_b"], "GET", "/answer")
     assert r.status_code == 200 and "/enroll/" in r.text
     with world.portal.db.session() as s:
         actors = set(

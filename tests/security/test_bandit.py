@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,6 +31,7 @@ def bandit(target: Path) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.slow  # a scan
 def test_bandit_finds_nothing_of_medium_or_higher_severity_in_app() -> None:
     report = bandit(ROOT / "app")
     assert report["errors"] == []

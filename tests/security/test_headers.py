@@ -33,6 +33,11 @@ STATUS = {
     "/admin/setup/totp": 404,  # no setup in progress (the real page: see below)
     "/enroll/done": 303,  # not done yet: back to the enrollment
     "/metrics": 404,  # no metrics token set in this world
+    "/answer": 303,  # no form answered: to the start page
+    # No identity provider set up in this world: the SSO routes are not there.
+    "/admin/oidc/start": 404,
+    "/admin/oidc/step-up": 404,
+    "/admin/oidc/callback": 404,
 }
 
 
@@ -166,20 +171,19 @@ def secret_pages(world: World, sandbox: Sandbox) -> dict[str, tuple[httpx.Respon
     scan = world.send(hire, "GET", "/enroll")
     pages["the QR code and seed"] = (scan, 'id="secret"')
 
-    invite = world.send(
+    # Shown by the GET after the POST's redirect (Post/Redirect/Get).
+    invite = world.submit(
         admin,
-        "POST",
         "/admin/invite",
-        form={"csrf_token": admin.csrf, "user_name": "nina", "email": "nina@example.com"},
+        {"csrf_token": admin.csrf, "user_name": "nina", "email": "nina@example.com"},
     )
     pages["a new invite's link"] = (invite, 'id="invite-link"')
-    resend = world.send(admin, "POST", "/admin/users/look/resend", form={"csrf_token": admin.csrf})
+    resend = world.submit(admin, "/admin/users/look/resend", {"csrf_token": admin.csrf})
     pages["a resent link"] = (resend, 'id="enroll-link"')
-    reset = world.send(
+    reset = world.submit(
         admin,
-        "POST",
         "/admin/users/reset-a/reset-mfa",
-        form={"csrf_token": admin.csrf, "email": "", "code": world.code("admin_a")},
+        {"csrf_token": admin.csrf, "email": "", "code": world.code("admin_a")},
     )
     pages["the link after an MFA reset"] = (reset, 'id="enroll-link"')
     api = world.send(

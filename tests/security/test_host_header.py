@@ -20,7 +20,15 @@ from app.services.api_tokens import create_api_token
 from app.services.outbox import read_mail
 from app.services.portal import CLI_ACTOR, Portal
 from app.store.models import OutboxMail
-from tests.helpers import Clock, csrf_of, serve_in_thread, set_up_admin, sign_in_admin, totp_at
+from tests.helpers import (
+    Clock,
+    answer_of,
+    csrf_of,
+    serve_in_thread,
+    set_up_admin,
+    sign_in_admin,
+    totp_at,
+)
 
 EVIL = "evil.example"
 FORGED = {
@@ -73,12 +81,15 @@ def test_no_link_follows_a_forged_host(portal: Portal, server: str) -> None:
         sign_in_admin(browser, "ada@example.com", seed, clock)
 
         page = browser.get("/admin/invite")
+        # Each form answers 303 (Post/Redirect/Get); its page, with the link, is the GET after.
         invited = browser.post(
             "/admin/invite",
             data={"csrf_token": csrf_of(page.text), "user_name": "alice", "email": "a@example.com"},
         )
+        invited = answer_of(browser, invited)
         assert invited.status_code == 200, invited.text
         resent = browser.post("/admin/users/alice/resend", data={"csrf_token": csrf_of(page.text)})
+        resent = answer_of(browser, resent)
         assert resent.status_code == 200, resent.text
         clock.advance(seconds=30)
         reset = browser.post(
@@ -89,6 +100,7 @@ def test_no_link_follows_a_forged_host(portal: Portal, server: str) -> None:
                 "code": totp_at(seed, clock.step()),
             },
         )
+        reset = answer_of(browser, reset)
         assert reset.status_code == 200, reset.text
         for path in ("/admin/dashboard", "/admin/users/alice", "/admin/outbox", "/admin/audit"):
             assert browser.get(path).status_code == 200

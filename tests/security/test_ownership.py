@@ -108,17 +108,17 @@ def test_an_admin_without_a_fresh_code_gets_no_link_for_an_existing_user(world: 
         "enforce": "now",
         "replace_login_profile": "1",
     }
-    r = world.send(ada, "POST", "/admin/users/quiet/send-link", form=form)
+    r = world.submit(ada, "/admin/users/quiet/send-link", form)
     assert r.status_code == 400
     assert "/enroll/" not in r.text
     assert _iam_state(world, "quiet") == before
     # The same with a code that is not fresh (one already used) changes nothing either.
     code = world.code("admin_a")
     form["code"] = code
-    assert world.send(ada, "POST", "/admin/users/quiet/send-link", form=form).status_code == 200
+    assert world.submit(ada, "/admin/users/quiet/send-link", form).status_code == 200
     again = {**form, "code": code}
     world.portal.iam().create_user("quiet2", tags={})
-    r = world.send(ada, "POST", "/admin/users/quiet2/send-link", form=again)
+    r = world.submit(ada, "/admin/users/quiet2/send-link", again)
     assert r.status_code == 400 and "/enroll/" not in r.text
     assert world.portal.iam().user_tags("quiet2") == {}
 
@@ -131,7 +131,7 @@ def test_a_user_in_a_group_outside_the_assignable_ones_cannot_be_adopted(world: 
     assert page.status_code == 200 and "cannot be adopted from the browser" in page.text
     form = {"csrf_token": ada.csrf, "email": EVIL, "enforce": "now"}
     form["code"] = world.code("admin_a")
-    r = world.send(ada, "POST", "/admin/users/ops-admin/send-link", form=form)
+    r = world.submit(ada, "/admin/users/ops-admin/send-link", form)
     assert r.status_code == 403 and "/enroll/" not in r.text
     adopt = _token(world, "hr-adopt", "users:adopt")
     r = _api(world, "POST", "/api/v1/users/ops-admin/send-link", adopt, {"email": EVIL})
@@ -205,14 +205,12 @@ def test_changing_a_users_email_needs_a_fresh_code(world: World):
     ada = world.personas()["admin_a"]
     page = world.send(ada, "GET", "/admin/users/nora")
     assert 'action="/admin/users/nora/email"' in page.text
-    r = world.send(
-        ada, "POST", "/admin/users/nora/email", form={"csrf_token": ada.csrf, "email": EVIL}
-    )
+    r = world.submit(ada, "/admin/users/nora/email", {"csrf_token": ada.csrf, "email": EVIL})
     assert r.status_code == 400
     assert world.portal.iam().user_tags("nora")["iam-onboard:email"] == "nora@example.com"
     form = {"csrf_token": ada.csrf, "email": "nora.new@example.com"}
     form["email_code"] = world.code("admin_a")
-    r = world.send(ada, "POST", "/admin/users/nora/email", form=form)
+    r = world.submit(ada, "/admin/users/nora/email", form)
     assert r.status_code == 200, r.text
     assert world.portal.iam().user_tags("nora")["iam-onboard:email"] == "nora.new@example.com"
     with world.portal.db.session() as s:

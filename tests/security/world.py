@@ -125,6 +125,13 @@ class World:
             kwargs["json"] = json
         return self.client.request(method, path, follow_redirects=False, **kwargs)
 
+    def submit(self, persona: Persona, path: str, form: dict[str, Any]) -> httpx.Response:
+        """A form as this persona, answered as a browser shows it: the POST's 303, then the
+        page it leads to (Post/Redirect/Get, app/web/prg.py)."""
+        r = self.send(persona, "POST", path, form=form)
+        assert r.status_code == 303, (r.status_code, r.text[:300])
+        return self.send(persona, "GET", r.headers["location"])
+
 
 def _token_of(link: str) -> str:
     return urlsplit(link).path.rsplit("/", 1)[1]

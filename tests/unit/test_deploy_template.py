@@ -95,6 +95,7 @@ def _policies_attached_to(template: dict[str, Any], role: str) -> list[str]:
     return attached
 
 
+@pytest.mark.slow  # starts iam-onboard processes
 @pytest.mark.parametrize(
     ("kind", "resource", "role"),
     [("runtime", "RuntimePolicy", "TaskRole"), ("bootstrap", "BootstrapPolicy", "BootstrapRole")],

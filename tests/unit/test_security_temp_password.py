@@ -1,3 +1,4 @@
+import re
 import string
 from collections import Counter
 
@@ -82,17 +83,34 @@ POLICIES = [
 ]
 
 
+TYPABLE = re.compile(r"[A-Za-z2-9]{4}(-[A-Za-z2-9]{4,})+")
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 def test_every_generated_password_satisfies_its_policy(policy):
     minimum = policy.minimum_length if policy else 8
-    expected_length = max(minimum, 20)
     checker = policy or PasswordPolicy.from_aws(None)
     for _ in range(RUNS):
         password = generate_password(policy)
-        assert len(password) == expected_length
+        assert max(minimum, 24) <= len(password) <= 128
         assert classes_of(password) == {"upper", "lower", "digit", "symbol"}
         assert not AMBIGUOUS & set(password)
         assert checker.is_satisfied_by(password)
+
+
+def test_letters_and_digits_in_groups_of_four_joined_by_one_kind_of_separator():
+    for _ in range(RUNS):
+        password = generate_password(PasswordPolicy.from_aws(AWS_CUSTOM_POLICY))
+        assert TYPABLE.fullmatch(password), password
+        assert set(password) - set(_ALL) == {"-"}
+        assert all(len(group) == 4 for group in password.split("-"))
+
+
+@pytest.mark.parametrize("minimum", [24, 25, 29, 30, 99, 124, 125, 127, 128])
+def test_long_minimums_get_more_groups_up_to_iams_maximum(minimum):
+    password = generate_password(PasswordPolicy(minimum_length=minimum, require_symbols=True))
+    assert minimum <= len(password) <= 128
+    assert TYPABLE.fullmatch(password), password
 
 
 def test_length_is_capped_at_iams_maximum():
@@ -106,17 +124,17 @@ def test_passwords_do_not_repeat():
 def test_all_characters_get_used():
     # Guards against a generator stuck on a small part of its alphabet.
     seen = set("".join(generate_password(None) for _ in range(RUNS)))
-    assert len(seen) >= 70
+    assert seen == set(_ALL) | {"-"}
 
 
 def test_no_character_is_favoured():
-    # A random byte taken modulo the alphabet's 74 characters would make the first 256 % 74 =
-    # 34 of them a third more likely than the other 40. Letters only: draws without a digit
-    # or a symbol are thrown away, which lifts those classes a little.
-    text = "".join(generate_password(None) for _ in range(3000))
+    # A random byte taken modulo the alphabet's 56 characters would make the first 256 % 56 =
+    # 32 of them a seventh more likely than the other 24. Letters only: draws without a digit
+    # are thrown away, which lifts that class a little.
+    text = "".join(generate_password(None) for _ in range(3000)).replace("-", "")
     counts = Counter(text)
-    assert len(counts) == 74
+    assert len(counts) == 56
     letters = [c for c in _ALL if c.isalpha()]  # 48: the alphabet's order puts them first
-    first, rest = letters[:34], letters[34:]
-    ratio = (sum(counts[c] for c in first) / 34) / (sum(counts[c] for c in rest) / 14)
-    assert 0.9 < ratio < 1.1, ratio
+    first, rest = letters[:32], letters[32:]
+    ratio = (sum(counts[c] for c in first) / 32) / (sum(counts[c] for c in rest) / 16)
+    assert 0.93 < ratio < 1.07, ratio

@@ -16,7 +16,7 @@ from app.services.directory.records import Snapshot, aware, portal_records
 from app.services.own_writes import add_to_listing
 from app.services.portal import SYSTEM_ACTOR, Actor, Portal
 from app.services.statuses import ORDER, compute_status, iam_status
-from app.store.models import DirectorySnapshot, DirectoryUser, new_id
+from app.store.models import DirectoryHistory, DirectorySnapshot, DirectoryUser, new_id
 
 # AWS makes the first report in seconds for most accounts; past this the refresh goes on
 # without it (each poll is one GenerateCredentialReport call, and the budget is ~20 calls).
@@ -25,6 +25,8 @@ _REFRESH_LEASE = "directory-refresh"
 
 _REPORT_COLUMNS = ("mfa_active", "password_last_used", "password_enabled")
 _INSERT_BATCH = 500
+# How far back the dashboard's coverage chart can look; older history rows are dropped.
+HISTORY_DAYS = 400
 
 
 def _report_time(value: str | None) -> datetime | None:
@@ -145,6 +147,19 @@ def _refresh(portal: Portal, actor: Actor) -> Snapshot:
         row.report_error = report_error
         row.user_count = len(records)
         row.iam_calls = calls
+        # One point of the coverage chart (app.services.directory.headline).
+        console = [r for r in records if r["has_password"]]
+        session.add(
+            DirectoryHistory(
+                refreshed_at=now,
+                users=len(records),
+                console_users=len(console),
+                console_with_mfa=sum(1 for r in console if r["mfa_active"]),
+                report_missing=report_time is None,
+            )
+        )
+        cutoff = now - timedelta(days=HISTORY_DAYS)
+        session.execute(delete(DirectoryHistory).where(DirectoryHistory.refreshed_at < cutoff))
     audit.record(
         portal,
         actor=actor,

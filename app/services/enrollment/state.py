@@ -70,14 +70,24 @@ def record(
 def invitation_for_token(portal: Portal, token: str, session: Session | None = None) -> Invitation:
     """The pending, unexpired invitation of a token; every other case is LinkUnusable."""
     if not token or len(token) > 200:
-        raise LinkUnusable()
+        raise LinkUnusable("unknown")
     if session is None:
         with portal.db.session() as own:
             return invitation_for_token(portal, token, own)
     inv = session.scalars(
         select(Invitation).where(Invitation.token_hash == hash_token(token))
     ).first()
-    if inv is None or inv.status != InvitationState.PENDING or inv.expires_at <= portal.clock():
+    if inv is None:
+        raise LinkUnusable("unknown")
+    if inv.status == InvitationState.USED:
+        # Finished, unless a newer invitation (a reset, a resend) took its place since.
+        newer = session.scalar(
+            select(Invitation.id)
+            .where(Invitation.user_name == inv.user_name, Invitation.created_at > inv.created_at)
+            .limit(1)
+        )
+        raise LinkUnusable("gone" if newer else "used")
+    if inv.status != InvitationState.PENDING or inv.expires_at <= portal.clock():
         raise LinkUnusable()
     if inv.locked_at is not None:
         raise EnrollmentLocked()
@@ -100,6 +110,8 @@ def load_on(session: Session, enrollment_id: str) -> tuple[Enrollment, Invitatio
 def require_open(inv: Invitation) -> None:
     if inv.locked_at is not None:
         raise EnrollmentLocked()
+    if inv.status == InvitationState.USED:
+        raise LinkUnusable("used")
     if inv.status != InvitationState.PENDING:
         raise LinkUnusable()
 

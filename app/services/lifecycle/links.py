@@ -45,6 +45,7 @@ class LinkResult:
     enforce_at: datetime | None = None
     keys_in_use: tuple[KeyInUse, ...] = ()
     warnings: tuple[str, ...] = ()
+    was_locked: bool = False  # a resend of a link locked by too many wrong codes
 
 
 def mail_enabled(portal: Portal) -> bool:

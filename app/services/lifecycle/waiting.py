@@ -79,7 +79,8 @@ def resend(portal: Portal, *, user_name: str, actor: Actor) -> LinkResult:
         target_user=inv.user_name,
         detail=f"was {was}; the previous link no longer works",
     )
-    return link_result(portal, inv.id, token, reason="resend")
+    fresh = link_result(portal, inv.id, token, reason="resend")
+    return dataclasses.replace(fresh, was_locked=inv.locked_at is not None)
 
 
 def revoke(
