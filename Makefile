@@ -25,11 +25,11 @@ demo: $(STAMP)
 	$(BIN)/iam-onboard demo $(ARGS)
 
 # pytest-xdist runs the tests in PYTEST_WORKERS processes (auto: one per CPU; 0 runs them in
-# this process, e.g. for pdb). loadgroup hands out single tests, except that a module with a
-# module-scoped fixture (a demo process, a built wheel) goes to one worker whole
-# (tests/conftest.py marks it), and the slow tests start first.
+# this process, e.g. for pdb). loadfile gives each test file to one worker whole, so a
+# module-scoped fixture (a demo process, a built wheel, a sandbox of its own) is set up once;
+# each worker starts its slow tests first (tests/conftest.py).
 PYTEST_WORKERS ?= auto
-XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 ## Run the whole test suite (PostgreSQL tests run when IAM_ONBOARD_TEST_POSTGRES_URL is set).
 test: $(STAMP)

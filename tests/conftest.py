@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -45,8 +43,8 @@ MARK_BY_DIRECTORY = {"browser": "browser", "faults": "faults", "load": "slow", "
 SLOW_FILES = {"test_wapiti.py", "test_schemathesis.py", "test_rolling_upgrade.py"}
 
 
-# Under pytest-xdist (`make test`, `make test-fast`: -n auto --dist loadgroup) each worker sorts
-# its tests alike so that the slow ones start first: no long test is left to end the run alone.
+# Under pytest-xdist (`make test`, `make test-fast`: -n auto --dist loadfile) each worker sorts
+# its tests so that the slow ones start first: no long test is left to end the run alone.
 FIRST_MARKS = ("slow", "browser", "faults")
 
 
@@ -68,45 +66,6 @@ def _start_order(item: pytest.Item) -> int:
         if item.get_closest_marker(mark):
             return rank
     return len(FIRST_MARKS)
-
-
-_SHARED_SCOPE = re.compile(r"""scope=["'](?:module|class|package)["']""")
-
-
-def _files_sharing_a_fixture(root: Path) -> set[str]:
-    """Test files (as node ids spell them) whose tests share a module-scoped fixture: one
-    defined in the file, or in a conftest.py above it."""
-    files: set[Path] = set()
-    for path in TESTS.rglob("*.py"):
-        if "node_modules" in path.parts:  # tests/oidc's npm packages
-            continue
-        if not _SHARED_SCOPE.search(path.read_text(encoding="utf-8", errors="replace")):
-            continue
-        files.update(path.parent.rglob("test_*.py") if path.name == "conftest.py" else [path])
-    return {path.relative_to(root).as_posix() for path in files}
-
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown without it
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """--dist loadgroup here: single tests go to whichever worker is free, except that a file
-    with a module-scoped fixture (a demo process, a built wheel, a sandbox of its own) goes to
-    one worker whole, so that the fixture is set up once, not once per worker.
-
-    (xdist's own loadgroup reads xdist_group marks by rewriting node ids, which pytest 9 no
-    longer allows; and the controller collects nothing, so the files are found by their text.)
-    """
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    shared = _files_sharing_a_fixture(config.rootpath)
-
-    class TestsOrSharedFiles(LoadScopeScheduling):  # type: ignore[misc]
-        def _split_scope(self, nodeid: str) -> str:
-            file = nodeid.split("::", 1)[0]
-            return file if file in shared else nodeid
-
-    return TestsOrSharedFiles(config, log)
 
 
 @pytest.fixture(scope="session")

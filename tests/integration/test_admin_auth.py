@@ -243,6 +243,7 @@ def test_unknown_email_gets_the_wrong_password_message(client: TestClient, ada_s
     assert NO_MATCH in wrong.text and NO_MATCH in unknown.text
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_ten_failures_lock_even_the_right_password_and_code(
     portal: Portal, client: TestClient, ada_seed, clock: Clock
 ):
@@ -273,6 +274,7 @@ def test_ten_failures_lock_even_the_right_password_and_code(
 
 
 @pytest.mark.parametrize("email", [ADA, "eve@example.com"])
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_locks_grow_longer_until_a_success_for_known_and_unknown_emails_alike(
     client: TestClient, ada_seed, clock, email: str
 ):
@@ -291,6 +293,7 @@ def test_locks_grow_longer_until_a_success_for_known_and_unknown_emails_alike(
     assert r.status_code == 429 and f"Try again after {second:%H:%M} UTC" in r.text
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_unlock_admin_lifts_the_lock(portal: Portal, client: TestClient, ada_seed, clock):
     for attempt in range(10):
         _password_attempt(client, f"wrong password {attempt}")
@@ -302,6 +305,7 @@ def test_unlock_admin_lifts_the_lock(portal: Portal, client: TestClient, ada_see
     assert unlocked == [f"{ADA} (was locked)"]
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_too_many_attempts_from_one_address_stop_before_the_password_is_checked(
     client: TestClient, ada_seed, clock: Clock
 ):
@@ -315,6 +319,7 @@ def test_too_many_attempts_from_one_address_stop_before_the_password_is_checked(
     assert _password_attempt(client, ADMIN_PASSWORD).status_code == 303
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_a_success_resets_the_count(portal: Portal, client: TestClient, ada_seed, clock: Clock):
     for attempt in range(9):
         _password_attempt(client, f"wrong password {attempt}")
@@ -327,6 +332,7 @@ def test_a_success_resets_the_count(portal: Portal, client: TestClient, ada_seed
     assert _signed_in(client)
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_failures_older_than_15_minutes_do_not_count(portal, client: TestClient, ada_seed, clock):
     for attempt in range(9):
         _password_attempt(client, f"wrong password {attempt}")

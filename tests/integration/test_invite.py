@@ -125,6 +125,7 @@ def _inject(portal: Portal, operation: str, failures: list[tuple[str, int]]) -> 
     return seen
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_throttling_twice_then_success_creates_the_user_once(portal: Portal, iam_client):
     seen = _inject(portal, "CreateUser", [("Throttling", 400), ("Throttling", 400)])
     invite_user(portal, user_name="dave", email="dave@example.com", actor=CLI_ACTOR)
@@ -135,6 +136,7 @@ def test_throttling_twice_then_success_creates_the_user_once(portal: Portal, iam
     ]
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_throttling_past_the_retries_says_so_and_leaves_no_user(portal: Portal, iam_client):
     _inject(portal, "CreateUser", [("Throttling", 400)] * 3)
     with pytest.raises(Exception, match="throttling"):

@@ -235,6 +235,7 @@ def test_reset_needs_a_fresh_code_then_removes_device_and_password_and_relinks(
     assert [e.outcome for e in step_ups] == ["failed", "ok", "failed"]
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_too_many_wrong_step_up_codes_lock_the_admin_out_until_unlocked(
     ada: SignedIn, iam_client, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
 ):

@@ -61,6 +61,7 @@ def _ada(portal: Portal, url: str, clock: Clock) -> None:
         set_up_admin(client, link.removeprefix("http://portal.test"), clock)
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_wrong_passwords_from_one_address_do_not_lock_the_admin_out_at_another(
     portal: Portal,
 ) -> None:
@@ -80,6 +81,7 @@ def test_wrong_passwords_from_one_address_do_not_lock_the_admin_out_at_another(
             assert 'name="code"' in ada.get("/admin/sign-in/code").text
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_known_and_unknown_emails_answer_alike(portal: Portal) -> None:
     clock = Clock()
     portal.clock = clock
@@ -110,6 +112,7 @@ def _peak_rss_kib(pid: int) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_sixteen_concurrent_wrong_sign_ins_do_not_pile_up_memory(tmp_path: Path) -> None:
     demo = RunningDemo(tmp_path)
     try:

@@ -80,6 +80,7 @@ def test_a_breached_password_of_any_length_is_refused():
     assert check_new_admin_password("password" * 20, "alice@example.com") == ERR_TOO_COMMON
 
 
+@pytest.mark.slow  # seconds of argon2 hashing or retries: make test runs it, test-fast not
 def test_hashes_run_a_few_at_a_time(monkeypatch):
     """Sixteen sign-ins at once: at most HASHES_AT_ONCE argon2 runs (64 MiB each) at a time."""
     import threading
