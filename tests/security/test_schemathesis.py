@@ -11,27 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
-
 from app.main import create_app
 from app.services.api_tokens import SCOPES, create_api_token
 from app.services.invitations import invite_user
 from app.services.portal import CLI_ACTOR, Portal
 
-CHECKS = [
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-    content_type_conformance,
-]
 EXAMPLES = 25
 
 # Real data for the second pass: (method, path, path parameters, query, body) -> the status due.
@@ -62,6 +46,24 @@ def _failure(exc: BaseException) -> bool:
 
 
 def test_every_operation_answers_within_its_schema(portal: Portal) -> None:
+    # Imported here, not at the top: schemathesis and hypothesis take ~1.5 s to import, which
+    # every xdist worker would pay collecting the suite, this test selected or not.
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+        content_type_conformance,
+    ]
     # Every scope: the operations themselves are under test (scopes: the authz matrix).
     token = create_api_token(portal, name="schemathesis", scopes=list(SCOPES))
     bearer = {"Authorization": f"Bearer {token}"}
@@ -85,7 +87,7 @@ def test_every_operation_answers_within_its_schema(portal: Portal) -> None:
                 suppress_health_check=list(HealthCheck),
             )
             def call(case: schemathesis.Case) -> None:
-                response = case.call_and_validate(headers=bearer, checks=CHECKS)
+                response = case.call_and_validate(headers=bearer, checks=checks)
                 seen[case.operation.label].add(response.status_code)
 
             try:
@@ -103,7 +105,7 @@ def test_every_operation_answers_within_its_schema(portal: Portal) -> None:
             kwargs.update(body=body, media_type="application/json")
         case = operation.Case(**kwargs)
         try:
-            response = case.call_and_validate(headers=bearer, checks=CHECKS)
+            response = case.call_and_validate(headers=bearer, checks=checks)
         except BaseException as exc:
             if not _failure(exc):
                 raise
