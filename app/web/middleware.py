@@ -82,7 +82,11 @@ class SessionCsrfMiddleware:
         self.on_csrf_failure = on_csrf_failure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Static files need no visitor id, language or CSRF check (GET only, no page): the
+        # security headers still come from SecurityHeaders, which wraps this.
+        if scope["type"] != "http" or (
+            scope["method"] in SAFE_METHODS and scope.get("path", "").startswith("/static/")
+        ):
             await self.app(scope, receive, send)
             return
         cookies = _cookies(scope)
