@@ -14,18 +14,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.services.directory.records import stored_snapshot
+from app.services.directory.records import portal_records, stored_snapshot
 from app.services.portal import Portal
 from app.services.statuses import (
     ENROLLING,
     INVITE_EXPIRED,
     INVITED,
-    MEANINGFUL_INVITATION,
-    EnrollmentFacts,
-    InvitationFacts,
     compute_status,
 )
-from app.store.models import DirectoryHistory, DirectoryUser, Enrollment, Invitation
+from app.store.models import DirectoryHistory, DirectoryUser, Invitation
 from app.store.states import InvitationState
 
 # The chart's window, and the most points it draws (one per day beyond that).
@@ -107,53 +104,12 @@ def _console_counts(session: Session, refreshed_at: datetime | None) -> tuple[in
 
 def _invitation_counts(session: Session, now: datetime) -> tuple[int, int]:
     """(pending, expired): users whose latest invitation is waiting, or expired unused."""
-    rows = session.execute(
-        select(
-            Invitation.id,
-            Invitation.user_name,
-            Invitation.user_name_key,
-            Invitation.email,
-            Invitation.status,
-            Invitation.invited_by,
-            Invitation.created_at,
-            Invitation.expires_at,
-            Invitation.used_at,
-            Invitation.locked_at,
-        )
-        .where(Invitation.status.in_(MEANINGFUL_INVITATION))
-        .order_by(Invitation.created_at, Invitation.id)
-    ).all()
-    latest = {r.user_name_key: r for r in rows}  # later rows win: the latest invitation
+    invitations, enrollments = portal_records(session)
     waiting = [
-        InvitationFacts(
-            r.id,
-            r.user_name,
-            r.email,
-            r.status,
-            r.invited_by,
-            r.created_at,
-            r.expires_at,
-            r.used_at,
-            r.locked_at,
-        )
-        for r in latest.values()
-        if r.status in (InvitationState.PENDING, InvitationState.EXPIRED)
+        inv
+        for inv in invitations.values()
+        if inv.status in (InvitationState.PENDING, InvitationState.EXPIRED)
     ]
-    if not waiting:
-        return 0, 0
-    enr_rows = session.execute(
-        select(
-            Enrollment.invitation_id,
-            Enrollment.status,
-            Enrollment.expires_at,
-            Enrollment.enabled_at,
-        )
-        .where(Enrollment.invitation_id.in_([i.id for i in waiting]))
-        .order_by(Enrollment.created_at, Enrollment.id)
-    ).all()
-    enrollments = {
-        r.invitation_id: EnrollmentFacts(r.status, r.expires_at, r.enabled_at) for r in enr_rows
-    }
     pending = expired = 0
     for inv in waiting:
         status = compute_status(
