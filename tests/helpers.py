@@ -248,3 +248,22 @@ def answer_of(client: Any, r: Any) -> Any:
     it leads to shows the answer. `client`: a TestClient or an httpx client of the portal."""
     assert r.status_code == 303, (r.status_code, r.text[:500])
     return client.get(r.headers["location"], follow_redirects=False)
+
+
+@contextmanager
+def signed_in_admin(portal: Any, email: str = "ada@example.com") -> Iterator[Any]:
+    """A browser (TestClient) on the portal with a new admin set up and signed in; the portal
+    runs on a test clock (its codes come from clock steps, never the wall clock)."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.services.admins import create_admin
+    from app.services.portal import CLI_ACTOR
+
+    clock = Clock()
+    portal.clock = clock
+    with TestClient(create_app(portal), base_url="http://portal.test") as client:
+        link = create_admin(portal, email=email, actor=CLI_ACTOR).link
+        seed = set_up_admin(client, link.removeprefix("http://portal.test"), clock)
+        sign_in_admin(client, email, seed, clock)
+        yield client

@@ -9,23 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.main import create_app
-from app.services.admins import create_admin
-from app.services.portal import CLI_ACTOR, Portal
+from app.services.portal import Portal
 from app.store.models import Invitation, OutboxMail
 from tests.conftest import make_portal
-from tests.helpers import Clock, answer_of, csrf_of, set_up_admin, sign_in_admin
+from tests.helpers import answer_of, csrf_of, signed_in_admin
 
 ADA = "ada@example.com"
 
 
 def _signed_in_client(portal: Portal) -> Iterator[TestClient]:
-    clock = Clock()
-    portal.clock = clock
-    with TestClient(create_app(portal), base_url="http://portal.test") as client:
-        link = create_admin(portal, email=ADA, actor=CLI_ACTOR).link
-        seed = set_up_admin(client, link.removeprefix("http://portal.test"), clock)
-        sign_in_admin(client, ADA, seed, clock)
+    with signed_in_admin(portal, ADA) as client:
         yield client
 
 

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from app.main import create_app
-from app.services.admins import create_admin
 from app.services.api_tokens import create_api_token
 from app.services.housekeeping import run_housekeeping
 from app.services.invitations import invite_user
@@ -25,7 +24,7 @@ from app.services.outbox import get_mail
 from app.services.portal import CLI_ACTOR, Actor, Portal
 from app.services.sessions import create_session, get_session
 from app.store.models import Enrollment, WebSession
-from tests.helpers import Clock, set_up_admin, sign_in_admin
+from tests.helpers import Clock, signed_in_admin
 from tests.integration.lifecycle_support import enroll
 
 ADA = "ada@example.com"
@@ -39,12 +38,7 @@ def _db_bytes(portal: Portal) -> bytes:
 @pytest.fixture
 def admin(portal: Portal) -> Iterator[TestClient]:
     """Ada, signed in, in a browser on the portal (no SMTP: the outbox is readable)."""
-    clock = Clock()
-    portal.clock = clock
-    with TestClient(create_app(portal), base_url="http://portal.test") as client:
-        link = create_admin(portal, email=ADA, actor=CLI_ACTOR).link
-        seed = set_up_admin(client, link.removeprefix("http://portal.test"), clock)
-        sign_in_admin(client, ADA, seed, clock)
+    with signed_in_admin(portal, ADA) as client:
         yield client
 
 
