@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NO_SKIPS, skip_or_fail
+from tests.helpers import Demo, start_demo
 
 CHROMIUM = os.environ.get("IAM_ONBOARD_CHROMIUM", "/usr/bin/chromium")
 AXE_VERSION = "4.10.3"
@@ -64,6 +65,17 @@ def chromium() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def demo(
+    chromium: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Demo]:
+    """`iam-onboard demo` for one test module (Chromium started first: a missing browser fails
+    before a demo is started for nothing)."""
+    d = start_demo(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    yield d
+    d.stop()
 
 
 @pytest.fixture(scope="session")

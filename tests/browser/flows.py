@@ -239,3 +239,10 @@ def enroll(page: Any, link: str) -> Enrolled:
         user_name=str(page.locator("#user-name").inner_text()),
         temp_password=str(password.inner_text()) if password.count() else None,
     )
+
+
+def invite_by_cli(demo: Any, name: str) -> str:
+    """`iam-onboard invite` in the demo, as an admin at a terminal would: the enrollment link."""
+    made = demo.cli("invite", name, "--email", f"{name}@example.com")
+    assert made.returncode == 0, made.stderr
+    return str(made.stdout.split()[-1])

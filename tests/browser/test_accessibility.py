@@ -14,18 +14,12 @@ import pytest
 
 from tests.browser import flows
 from tests.browser.conftest import axe_violations
-from tests.helpers import Demo, admin_setup_link, start_demo
+from tests.browser.flows import invite_by_cli
+from tests.helpers import Demo, admin_setup_link
 
 pytestmark = pytest.mark.browser
 LANGS = ("en", "ko")
 SUBMIT = "main form[method=post] button[type=submit]"
-
-
-@pytest.fixture(scope="module")
-def demo(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    d = start_demo(tmp_path_factory.mktemp("a11y"))
-    yield d
-    d.stop()
 
 
 @dataclass
@@ -295,15 +289,11 @@ def test_console_pages(demo: Demo, console: Console, axe: Axe):
 
 
 # -- the new hire -------------------------------------------------------------------------------
-def _invite_by_cli(demo: Demo, name: str) -> str:
-    made = demo.cli("invite", name, "--email", f"{name}@example.com")
-    assert made.returncode == 0, made.stderr
-    return made.stdout.split()[-1]
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_enrollment_pages(demo: Demo, chromium: Any, axe: Axe, lang: str):
-    link = _invite_by_cli(demo, f"hire-{lang}")
+    link = invite_by_cli(demo, f"hire-{lang}")
     context = flows.new_context(chromium, axe_source=axe.source)
     flows.set_language(context, demo.portal_url, lang)
     page = context.new_page()
@@ -338,7 +328,7 @@ def test_enrollment_pages(demo: Demo, chromium: Any, axe: Axe, lang: str):
 
 # -- the keyboard -------------------------------------------------------------------------------
 def test_enrollment_by_keyboard_alone(demo: Demo, chromium: Any):
-    link = _invite_by_cli(demo, "keyboard")
+    link = invite_by_cli(demo, "keyboard")
     context = flows.new_context(chromium)
     page = context.new_page()
     try:

@@ -7,7 +7,6 @@ with the new link and a new key; the admin offboards the user, who is then gone 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,17 +14,10 @@ from botocore.exceptions import ClientError
 
 from tests.browser import flows
 from tests.browser.conftest import axe_violations
-from tests.helpers import Demo, admin_setup_link, start_demo
+from tests.helpers import Demo, admin_setup_link
 
 pytestmark = pytest.mark.browser
 NEW_HIRE = "newhire"
-
-
-@pytest.fixture(scope="module")
-def demo(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    d = start_demo(tmp_path_factory.mktemp("journey"))
-    yield d
-    d.stop()
 
 
 def _no_violations(page: Any, axe_source: str) -> None:

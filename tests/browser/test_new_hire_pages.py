@@ -6,13 +6,13 @@ Chromium at 390×844; the demo's sandbox AWS; codes from the seed on the page, i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser import flows
-from tests.helpers import Demo, start_demo
+from tests.browser.flows import invite_by_cli
+from tests.helpers import Demo
 
 pytestmark = pytest.mark.browser
 
@@ -61,19 +61,6 @@ def mid_word_breaks(page: Any) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def demo(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    d = start_demo(tmp_path_factory.mktemp("new-hire"))
-    yield d
-    d.stop()
-
-
-def _invite(demo: Demo, name: str) -> str:
-    made = demo.cli("invite", name, "--email", f"{name}@example.com")
-    assert made.returncode == 0, made.stderr
-    return made.stdout.split()[-1]
-
-
 def _phone(chromium: Any, demo: Demo, lang: str) -> Any:
     context = flows.new_context(chromium, viewport=flows.PHONE, is_mobile=True, has_touch=True)
     flows.set_language(context, demo.portal_url, lang)
@@ -89,7 +76,7 @@ def _type(page: Any, first: str, second: str) -> None:
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_the_done_page_on_a_phone_wraps_only_between_words(demo: Demo, chromium: Any, lang: str):
     # A long name with every break point the page allows, as an ARN carries it.
-    link = _invite(demo, f"maria.example-{lang}")
+    link = invite_by_cli(demo, f"maria.example-{lang}")
     context = _phone(chromium, demo, lang)
     page = context.new_page()
     try:
@@ -141,7 +128,7 @@ def test_the_done_page_on_a_phone_wraps_only_between_words(demo: Demo, chromium:
 
 
 def test_a_failed_try_is_said_once_and_back_never_asks_to_resend(demo: Demo, chromium: Any):
-    link = _invite(demo, "back-button")
+    link = invite_by_cli(demo, "back-button")
     context = _phone(chromium, demo, "en")
     page = context.new_page()
     try:

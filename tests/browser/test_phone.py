@@ -7,13 +7,13 @@ At a desk the QR code is the main thing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser import flows
-from tests.helpers import Demo, start_demo
+from tests.browser.flows import invite_by_cli
+from tests.helpers import Demo
 
 pytestmark = pytest.mark.browser
 MIN_TAP = 44
@@ -35,19 +35,6 @@ CONTROLS_JS = """() => [...document.querySelectorAll(
     })"""
 
 
-@pytest.fixture(scope="module")
-def demo(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    d = start_demo(tmp_path_factory.mktemp("phone"))
-    yield d
-    d.stop()
-
-
-def _invite(demo: Demo, name: str) -> str:
-    made = demo.cli("invite", name, "--email", f"{name}@example.com")
-    assert made.returncode == 0, made.stderr
-    return made.stdout.split()[-1]
-
-
 def _fits(page: Any, where: str) -> None:
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert scroll <= inner, f"{where} scrolls sideways: {scroll}px on a {inner}px screen"
@@ -63,7 +50,7 @@ def _box(locator: Any) -> dict[str, float]:
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_enrollment_on_a_phone(demo: Demo, chromium: Any, lang: str):
-    link = _invite(demo, f"phone-{lang}")
+    link = invite_by_cli(demo, f"phone-{lang}")
     context = flows.new_context(chromium, viewport=flows.PHONE, is_mobile=True, has_touch=True)
     flows.set_language(context, demo.portal_url, lang)
     page = context.new_page()
@@ -103,7 +90,7 @@ def test_enrollment_on_a_phone(demo: Demo, chromium: Any, lang: str):
 
 
 def test_scan_page_at_a_desk(demo: Demo, chromium: Any):
-    link = _invite(demo, "desk")
+    link = invite_by_cli(demo, "desk")
     context = flows.new_context(chromium, viewport=flows.DESK)
     page = context.new_page()
     try:
