@@ -126,6 +126,19 @@ def test_static_files_may_be_cached_but_get_the_other_headers(world: World) -> N
     assert header_problems(r) == []
 
 
+def test_static_files_skip_the_session_layer_and_nothing_else(world: World) -> None:
+    """/static/ GETs pass by the session/CSRF middleware (app/web/middleware.py): they mint no
+    session cookie, still get the security headers, and only the static mount answers them, so
+    nothing of the admin console is reachable that way; a POST there still meets the CSRF check."""
+    stranger = world.personas()["stranger"]
+    r = world.send(stranger, "GET", "/static/app.css")
+    assert r.status_code == 200 and "set-cookie" not in r.headers
+    assert header_problems(r) == []
+    dashboard = world.send(stranger, "GET", "/static/%2E%2E/admin/dashboard")
+    assert dashboard.status_code == 404 and "set-cookie" not in dashboard.headers
+    assert world.send(stranger, "POST", "/static/app.css", form={}).status_code == 403
+
+
 def test_error_pages_send_the_security_headers(world: World) -> None:
     people = world.personas()
     admin, stranger = people["admin_a"], people["stranger"]
