@@ -40,12 +40,9 @@ ENROLL_CALLS = [
     "ListAccountAliases",
     "CreateVirtualMFADevice",  # exchange
     "EnableMFADevice",  # verify (its success answer is not read back: no ListMFADevices)
-    "GetAccountPasswordPolicy",  # read beside EnableMFADevice, for the console password
     "AddUserToGroup",  # finish: the extra group (no read first: adding a member is a no-op)
     "CreateLoginProfile",
 ]
-# Read beside EnableMFADevice rather than after it: they may come in any order around it.
-BESIDE_ENABLE = {"GetAccountPasswordPolicy"}
 # Once MFA is bound, the extra group and the console password go at once, in either order.
 AFTER_ENABLE = {"AddUserToGroup", "CreateLoginProfile"}
 WRITES = ["CreateVirtualMFADevice", "EnableMFADevice", "AddUserToGroup", "CreateLoginProfile"]
@@ -165,13 +162,10 @@ def test_the_matrix_covers_every_iam_call_of_an_enrollment(
     with invited(calm_portal, proxy, aws) as hire:
         hire.walk()
     assert sorted(proxy.calls) == sorted(ENROLL_CALLS)
-    unordered = BESIDE_ENABLE | AFTER_ENABLE
-    in_order = [c for c in proxy.calls if c not in unordered]
-    assert in_order == [c for c in ENROLL_CALLS if c not in unordered]
+    in_order = [c for c in proxy.calls if c not in AFTER_ENABLE]
+    assert in_order == [c for c in ENROLL_CALLS if c not in AFTER_ENABLE]
     for write in AFTER_ENABLE:
         assert proxy.calls.index("EnableMFADevice") < proxy.calls.index(write)
-    # The console password waits for the policy it must meet.
-    assert proxy.calls.index("GetAccountPasswordPolicy") < proxy.calls.index("CreateLoginProfile")
     assert hire.problems == []
     assert_enrolled(calm_portal, iam_client, hire)
 
@@ -216,3 +210,27 @@ def test_a_failed_group_beside_a_made_password_is_audited_and_finished_once(
     assert ("iam.add_user_to_group", "failed") in events
     assert events[-1] == ("iam.add_user_to_group", "ok")
     assert proxy.count("CreateLoginProfile") == 1
+
+
+def test_a_policy_asking_for_a_longer_password_is_read_only_when_aws_refuses_the_first(
+    fportal: Portal, proxy: FaultProxy, hire: NewHire, iam_client: Any
+):
+    # The first password has 24 characters; this account asks for 40. AWS refuses it, the
+    # policy is read (throttled here, until the new hire presses Finish), the longer one made.
+    iam_client.update_account_password_policy(MinimumPasswordLength=40, RequireSymbols=True)
+    proxy.inject("Throttling", action="GetAccountPasswordPolicy")
+    hire.walk()
+    assert len(hire.problems) == 1
+    assert_enrolled(fportal, iam_client, hire)
+    assert hire.password is not None and len(hire.password) >= 40
+    # Refused at the first try and at Finish (the stored 24 characters), then the longer one.
+    assert proxy.count("CreateLoginProfile") == 3
+
+
+def test_a_default_policy_means_no_read_of_it(
+    calm_portal: Portal, proxy: FaultProxy, iam_client: Any, aws: Sandbox
+):
+    with invited(calm_portal, proxy, aws) as hire:
+        hire.walk()
+    assert proxy.count("GetAccountPasswordPolicy") == 0
+    assert hire.password is not None and len(hire.password) == 24

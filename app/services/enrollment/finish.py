@@ -6,14 +6,13 @@ The temporary password lives in the enrollment row, encrypted, until the done pa
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import metrics
-from app.aws.errors import AwsError, EntityAlreadyExists, NoSuchEntity
+from app.aws.errors import AwsError, EntityAlreadyExists, NoSuchEntity, PasswordPolicyViolation
 from app.aws.iam import IamGateway
 from app.aws.timing import in_background
 from app.i18n import _
@@ -32,50 +31,20 @@ from app.store.states import EnrollmentState, InvitationState, WebhookEvent
 log = logging.getLogger("iam_onboard.enrollment")
 
 
-@dataclass(frozen=True)
-class FinishReads:
-    """The console password, made while EnableMFADevice runs.
+def first_password(portal: Portal, enr: Enrollment, inv: Invitation) -> str | None:
+    """The temporary console password, sealed, for the caller to store with the bound device's
+    state; None when this enrollment makes none (or has one already).
 
-    On real AWS each call is a round trip: reading the account's password policy one after
-    the other with the calls the new hire waits for would add one. So the policy is read, and
-    the temporary password drawn and sealed, beside EnableMFADevice; it is stored with the
-    bound device's state (`sealed_password`). If the codes are refused, it is simply not used.
-    (The groups are not read: AddUserToGroup of a member already in the group succeeds and
-    changes nothing, in AWS as in the sandbox.)
+    It is drawn without reading the account's password policy: it has every character class
+    IAM knows and 24 characters, so it meets any policy asking for no more. A longer minimum is
+    read only when CreateLoginProfile refuses it (`_ensure_login_profile`): on real AWS a read
+    of the policy is one more round trip, and nearly every enrollment would wait for it.
     """
-
-    password: Future[str] | None
-
-    @classmethod
-    def start(cls, portal: Portal, enr: Enrollment, inv: Invitation) -> FinishReads:
-        # The same conditions as _ensure_login_profile's own making of the password.
-        wants_password = enr.temp_password_encrypted is None and (
-            not inv.existing_user or inv.replace_login_profile
-        )
-        if not wants_password:
-            return cls(password=None)
-
-        def sealed() -> str:
-            rules = PasswordPolicy.from_aws(portal.iam().password_policy())
-            return _seal(portal, enr.id, generate_password(rules))
-
-        return cls(password=in_background(sealed))
-
-    def sealed_password(self) -> str | None:
-        """The sealed password, once EnableMFADevice succeeded; None if the policy could not
-        be read (the finish step then reads it again, and reports what goes wrong)."""
-        if self.password is None:
-            return None
-        try:
-            return self.password.result()
-        except AwsError:
-            return None
-
-    def settle(self) -> None:
-        """Let no read outlive the request: an unused one is cancelled or waited for (its
-        answer and error dropped), so none runs on unobserved after the page is sent."""
-        if self.password is not None and not self.password.cancel():
-            wait([self.password])
+    # The same conditions as _ensure_login_profile's own making of the password.
+    wants_password = enr.temp_password_encrypted is None and (
+        not inv.existing_user or inv.replace_login_profile
+    )
+    return _seal(portal, enr.id, generate_password()) if wants_password else None
 
 
 def _seal(portal: Portal, enrollment_id: str, password: str) -> str:
@@ -264,28 +233,12 @@ def _ensure_login_profile(
     it with the finished state.
     """
     user = enr.user_name
-    if enr.temp_password_encrypted is None:
+    sealed = enr.temp_password_encrypted
+    if sealed is None:
         if inv.existing_user and not inv.replace_login_profile and iam.login_profile(user):
             return False  # they keep signing in with their own password
-        rules = PasswordPolicy.from_aws(iam.password_policy())
-        sealed = _seal(portal, enr.id, generate_password(rules))
-        # Kept (encrypted) before AWS gets it, so a crash after CreateLoginProfile cannot lose
-        # it; conditional, so a concurrent finish uses the same password.
-        with portal.db.session() as session:
-            session.execute(
-                update(Enrollment)
-                .where(Enrollment.id == enr.id, Enrollment.temp_password_encrypted.is_(None))
-                .values(temp_password_encrypted=sealed)
-            )
-            stored = session.scalar(
-                select(Enrollment.temp_password_encrypted).where(Enrollment.id == enr.id)
-            )
-        assert stored is not None
-        password = password_box(portal).decrypt(stored, bound_to=secret_binding(enr.id))
+        sealed = _store_password(portal, enr.id, None, generate_password())
     else:
-        password = password_box(portal).decrypt(
-            enr.temp_password_encrypted, bound_to=secret_binding(enr.id)
-        )
         earlier_run = not stored_now and not inv.replace_login_profile
         if earlier_run and iam.login_profile(user):
             return False  # made by the earlier, interrupted run with this same password
@@ -295,10 +248,44 @@ def _ensure_login_profile(
         except NoSuchEntity:
             pass
     try:
+        return _create_login_profile(portal, writer, enr.id, user, sealed)
+    except PasswordPolicyViolation:
+        # The account asks for more than first_password's 24 characters: read its policy, once.
+        longer = generate_password(PasswordPolicy.from_aws(iam.password_policy()))
+        sealed = _store_password(portal, enr.id, sealed, longer)
+        return _create_login_profile(portal, writer, enr.id, user, sealed)
+
+
+def _create_login_profile(
+    portal: Portal, writer: IamGateway, enrollment_id: str, user: str, sealed: str
+) -> bool:
+    password = password_box(portal).decrypt(sealed, bound_to=secret_binding(enrollment_id))
+    try:
         writer.create_login_profile(user, password)
     except EntityAlreadyExists:
         return False  # a concurrent run made it with the stored password
     return True
+
+
+def _store_password(
+    portal: Portal, enrollment_id: str, replacing: str | None, password: str
+) -> str:
+    """Keep the password (sealed) before AWS gets it, so a crash after CreateLoginProfile cannot
+    lose it; conditional on the one it replaces, so concurrent finishes use the same password.
+    Returns the sealed password stored."""
+    with portal.db.session() as session:
+        was = Enrollment.temp_password_encrypted
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id == enrollment_id)
+            .where(was.is_(None) if replacing is None else was == replacing)
+            .values(temp_password_encrypted=_seal(portal, enrollment_id, password))
+        )
+        stored = session.scalar(
+            select(Enrollment.temp_password_encrypted).where(Enrollment.id == enrollment_id)
+        )
+    assert stored is not None
+    return stored
 
 
 def _notify_inviter(portal: Portal, invitation_id: str) -> None:

@@ -19,7 +19,7 @@ from app.services.enrollment.errors import (
     EnrollmentLocked,
     LinkUnusable,
 )
-from app.services.enrollment.finish import FinishReads, finish
+from app.services.enrollment.finish import finish, first_password
 from app.services.enrollment.state import (
     enrollee,
     load,
@@ -202,14 +202,16 @@ def verify_codes(
     if claimed != 1:
         _after_other_request(portal, enrollment_id, actor)
         return
-    reads = FinishReads.start(portal, enr, inv)  # beside EnableMFADevice, not after it
-    try:
-        now_enr, now_inv, stored = _enable(
-            portal, enr, c1, c2, actor, version=enr.version + 1, reads=reads
-        )
-        finish(portal, enrollment_id, actor, loaded=(now_enr, now_inv), password_stored_now=stored)
-    finally:
-        reads.settle()
+    now_enr, now_inv, stored = _enable(
+        portal,
+        enr,
+        c1,
+        c2,
+        actor,
+        version=enr.version + 1,
+        password=first_password(portal, enr, inv),
+    )
+    finish(portal, enrollment_id, actor, loaded=(now_enr, now_inv), password_stored_now=stored)
 
 
 def _enable(
@@ -220,13 +222,14 @@ def _enable(
     actor: Actor,
     *,
     version: int,
-    reads: FinishReads,
+    password: str | None,
 ) -> tuple[Enrollment, Invitation, bool]:
     """EnableMFADevice (an error that may hide a success is checked with ListMFADevices); on
     failure the enrollment reopens.
 
+    `password`: the temporary console password (sealed), stored with the bound device's state.
     Returns the enrollment and its invitation as they are after the device is bound, and
-    whether the temporary password made beside the call was stored with that state.
+    whether that password was stored with that state.
     """
     iam = portal.iam()
     user, serial = enr.user_name, enr.device_serial
@@ -260,8 +263,7 @@ def _enable(
         request_id = enabling.last_request_id
     # The console password (sealed) is kept with the bound device's state, before AWS gets it:
     # a crash after CreateLoginProfile cannot lose it, and it costs no write of its own.
-    sealed = reads.sealed_password()
-    password = {} if sealed is None else {"temp_password_encrypted": sealed}
+    keep = {} if password is None else {"temp_password_encrypted": password}
     # What AWS did is recorded with the status it brings, in one transaction: the record
     # stands even when the conditional update finds the row changed (and changes nothing).
     with portal.db.session() as session:
@@ -271,13 +273,13 @@ def _enable(
         )  # fmt: skip
         changed = set_status(
             portal, enr.id, version, session=session, status=EnrollmentState.ENABLED,
-            enabled_at=portal.clock(), seed_encrypted=None, **password,
+            enabled_at=portal.clock(), seed_encrypted=None, **keep,
         )  # fmt: skip
         now_enr = session.get(Enrollment, enr.id)
         now_inv = session.get(Invitation, enr.invitation_id)
     if now_enr is None or now_inv is None:  # checked once the record has landed
         raise LinkUnusable()
-    return now_enr, now_inv, changed and sealed is not None
+    return now_enr, now_inv, changed and password is not None
 
 
 def _bound_after_all(iam: IamGateway, user: str, serial: str, exc: AwsError) -> bool:
