@@ -36,7 +36,10 @@ def session_raw_id(request: Request) -> str:
 def current_session(request: Request, portal: PortalDep) -> WebSession | None:
     """The server-side session behind the visitor's cookie, if any (cached per request)."""
     if not hasattr(request.state, "web_session"):
-        request.state.web_session = get_session(portal, session_raw_id(request))
+        raw_id = session_raw_id(request)
+        # An id minted for this request (the visitor came without a cookie) names no session.
+        minted = raw_id == getattr(request.state, "minted_session_raw_id", None)
+        request.state.web_session = None if minted else get_session(portal, raw_id)
     session: WebSession | None = request.state.web_session
     return session
 

@@ -95,6 +95,8 @@ class SessionCsrfMiddleware:
         raw_id: str = new_token() if fresh or not cookie_id else cookie_id
         state = scope.setdefault("state", {})
         state["session_raw_id"] = raw_id
+        if raw_id != cookie_id:
+            state["minted_session_raw_id"] = raw_id
         state["session_cookie_name"] = self.cookie
         language = i18n.pick_language(
             cookie=cookies.get(LANG_COOKIE), accept_language=_header(scope, b"accept-language")
