@@ -92,8 +92,7 @@ def _claim(portal: Portal, message_id: int) -> bool:
                         WebhookMessage.next_attempt_at <= now,
                     )
                 )
-                .values(next_attempt_at=now + CLAIM)
-                .execution_options(synchronize_session=False),
+                .values(next_attempt_at=now + CLAIM),
             )
             == 1
         )

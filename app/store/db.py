@@ -51,8 +51,13 @@ def changed_rows(session: Session, statement: Executable) -> int:
 
     A conditional update (`WHERE version = :read`) changes one row for exactly one of two
     concurrent requests: the count says which one this was.
+
+    Rows already loaded in the session keep the values they were read with (no
+    synchronize_session): SQLAlchemy's default would evaluate the WHERE clause against them
+    in Python, work on every call that no caller needs; read the row again for its new values.
     """
-    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 class Database:
