@@ -671,7 +671,7 @@ SECTIONS = ("journey", "bulk", "refresh", "dashboard", "wrk", "memory")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=15, help="timed journeys")
+    parser.add_argument("--rounds", type=int, default=30, help="timed journeys")
     parser.add_argument("--invitations", type=int, default=60, help="bulk invitations")
     parser.add_argument("--clients", type=int, default=10, help="concurrent bulk API clients")
     parser.add_argument("--views", type=int, default=30, help="dashboard page views timed")
