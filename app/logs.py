@@ -58,6 +58,7 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     # Without force: a process whose root logger has handlers already (a test's) keeps them.
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
-    # moto's werkzeug server and botocore would otherwise log every request they see.
-    for noisy in ("werkzeug", "botocore", "urllib3", "alembic.runtime.migration"):
+    # moto's werkzeug server and botocore would otherwise log every request they see, and
+    # Alembic each plugin it sets up and each migration it runs.
+    for noisy in ("werkzeug", "botocore", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -27,6 +27,8 @@ ADMIN = "admin@example.com"
 def test_demo_admin_sets_up_signs_in_and_invites(tmp_path: Path):
     demo = start_demo(tmp_path)
     try:
+        # What the person reads first is the demo's own banner, not a library's log lines.
+        assert demo.output[0].startswith("iam-onboard demo:"), "\n".join(demo.output)
         link = admin_setup_link(demo.output)
         assert link.startswith(demo.portal_url + "/admin/setup/")
         clock = Clock()  # the demo runs on real time; this only picks the codes to type
