@@ -231,9 +231,9 @@ class Browser:
     """An HTTP client making the requests a browser makes: redirects, cookies, and each page's
     stylesheets, scripts and images (once each per person, as a browser caches them).
 
-    As a browser does, a page's assets are fetched at the same time, over several connections
-    (the favicon too, though no browser makes the person wait for it), and the page counts as
-    ready once they have all arrived. httpx.Client is thread-safe and pools its connections.
+    As a browser does, a page's assets are fetched at the same time, over several connections,
+    and the page counts as ready once they have all arrived (the favicon is inside the page, a
+    data: URI). httpx.Client is thread-safe and pools its connections.
 
     Made once and reused, with its cookies cleared for each new hire: building an httpx
     client costs tens of milliseconds (its TLS context), which no browser pays per page.

@@ -32,10 +32,9 @@ def answer(request: Request) -> Response:
 
 @router.get("/favicon.ico")
 def favicon() -> Response:
-    """Browsers ask for /favicon.ico whatever the page links: the same SVG, not a 404.
-
-    Pages link /static/favicon.svg, which is cached; this fallback gets the no-store of every
-    path outside /static (tests/security/test_headers.py)."""
+    """Whoever asks for /favicon.ico (a JSON answer opened in a browser, a bookmark, a feed
+    reader) gets the SVG that pages carry inline, not a 404; like every path outside /static it
+    is sent with no-store (tests/security/test_headers.py)."""
     return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 

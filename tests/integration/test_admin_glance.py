@@ -29,7 +29,7 @@ def test_every_admin_page_has_a_title_a_favicon_and_marks_itself_in_the_nav(port
             assert page.status_code == 200, path
             title = re.search(r"<title>([^<]+) · iam-onboard</title>", page.text)
             assert title and title.group(1).strip(), f"{path} has no title of its own"
-            assert '<link rel="icon" href="/static/favicon.svg"' in page.text
+            assert '<link rel="icon" href="data:image/svg+xml,%3Csvg' in page.text
             current = re.findall(r'<a href="([^"]+)" aria-current="page">', page.text)
             section = "/admin/dashboard" if path.startswith("/admin/users") else path
             assert current == [section], f"{path} marks {current} as the current page"
