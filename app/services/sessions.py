@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, update
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.security.tokens import hash_token, new_token
 from app.services.portal import Portal
@@ -78,8 +81,19 @@ def get_session(portal: Portal, raw_id: str | None) -> WebSession | None:
         return row
 
 
+@contextmanager
+def _unless_ended() -> Iterator[None]:
+    """Another request may end the session between this one's read and its write (a lockout
+    ends the enrollment's sessions, a sign-out its own): the write then finds no row, and is
+    dropped, as if it had come a moment later."""
+    try:
+        yield
+    except StaleDataError:
+        pass
+
+
 def update_session_data(portal: Portal, raw_id: str, **values: Any) -> None:
-    with portal.db.session() as session:
+    with _unless_ended(), portal.db.session() as session:
         row = session.get(WebSession, hash_token(raw_id))
         if row is not None:
             row.data = {**row.data, **values}
@@ -89,7 +103,7 @@ def put_session_value(portal: Portal, raw_id: str, key: str, value: Any) -> None
     """Keep `value` in the visitor's session; a visitor without one gets an anonymous one under
     the id its cookie already holds (nothing is proven by it, so the id need not change)."""
     now = portal.clock()
-    with portal.db.session() as session:
+    with _unless_ended(), portal.db.session() as session:
         row = session.get(WebSession, hash_token(raw_id))
         if row is not None and now < row.expires_at:
             row.data = {**row.data, key: value}
@@ -111,15 +125,17 @@ def put_session_value(portal: Portal, raw_id: str, key: str, value: Any) -> None
 
 
 def pop_session_value(portal: Portal, raw_id: str, key: str) -> Any:
-    """Take `key` out of the visitor's session: None when absent."""
-    with portal.db.session() as session:
+    """Take `key` out of the visitor's session: None when absent. (A session ended by another
+    request meanwhile still hands over what it held when read: the value is gone with it.)"""
+    value = None
+    with _unless_ended(), portal.db.session() as session:
         row = session.get(WebSession, hash_token(raw_id))
         if row is None or key not in row.data:
             return None
         data = dict(row.data)
         value = data.pop(key)
         row.data = data
-        return value
+    return value
 
 
 def end_session(portal: Portal, raw_id: str | None) -> None:

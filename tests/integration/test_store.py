@@ -7,12 +7,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.services import audit, ratelimit
 from app.services.portal import Actor
-from app.services.sessions import create_session, end_session, get_session
+from app.services.sessions import (
+    create_session,
+    end_session,
+    get_session,
+    pop_session_value,
+    put_session_value,
+    update_session_data,
+)
 from app.store.db import Database
 from app.store.models import AuditEvent, Invitation, RateLimit
 from tests.conftest import make_portal
@@ -97,6 +105,36 @@ def test_sessions_store_only_a_hash_and_end_server_side(database_url: str, sandb
     assert session is not None and session.id_hash != raw
     end_session(portal, raw)
     assert get_session(portal, raw) is None
+    portal.db.dispose()
+
+
+@pytest.mark.parametrize("write", ["put", "pop", "update"])
+def test_a_session_ended_by_another_request_midway_takes_no_write_and_raises_nothing(
+    database_url: str, sandbox, write: str
+):
+    """A lockout ends the enrollment's sessions while another request of the same person keeps
+    its answer page in one: that request answers as usual (wapiti once got a 500 here)."""
+    portal = make_portal(sandbox, database_url)
+    raw = create_session(portal, kind="enroll", data={"answer": "sealed page"})
+    ended: list[str] = []
+
+    def end_it_before_the_write(*_args: object) -> None:
+        if not ended:
+            ended.append(raw)
+            end_session(portal, raw)  # the other request, between this one's read and write
+
+    event.listen(Session, "before_flush", end_it_before_the_write)
+    try:
+        if write == "put":
+            put_session_value(portal, raw, "answer", "another page")
+        elif write == "pop":
+            assert pop_session_value(portal, raw, "answer") == "sealed page"
+        else:
+            update_session_data(portal, raw, step_up_at=None)
+    finally:
+        event.remove(Session, "before_flush", end_it_before_the_write)
+    assert ended == [raw]
+    assert get_session(portal, raw) is None  # ended it stays
     portal.db.dispose()
 
 
