@@ -168,6 +168,18 @@ def portal(aws: Sandbox, sqlite_url: str) -> Iterator[Portal]:
     p.db.dispose()
 
 
+METRICS_TOKEN = "metrics-scraper-token-0123456789"
+
+
+@pytest.fixture
+def metered(aws: Sandbox, sqlite_url: str) -> Iterator[Portal]:
+    """A bootstrapped portal whose /metrics answers the bearer METRICS_TOKEN."""
+    p = make_portal(aws, sqlite_url, metrics_token=METRICS_TOKEN)
+    bootstrap(p, dry_run=False, actor=CLI_ACTOR)
+    yield p
+    p.db.dispose()
+
+
 @pytest.fixture(scope="session")
 def oidc_provider() -> Iterator[OidcProvider]:
     """panva's oidc-provider (tests/oidc) on a free loopback port for the whole session."""

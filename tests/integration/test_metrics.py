@@ -6,8 +6,6 @@ its journey with one before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pyotp
 import pytest
@@ -19,27 +17,18 @@ from app.aws.client import make_clients
 from app.config import load_settings
 from app.sandbox import start_sandbox
 from app.sandbox.realism import RealismSettings
-from app.services.bootstrap import bootstrap
 from app.services.enrollment import CodeRejected, EnrollmentLocked, verify_codes
 from app.services.housekeeping import run_housekeeping
 from app.services.invitations import invite_user
-from app.services.portal import CLI_ACTOR, Actor, Portal
-from tests.conftest import make_portal
+from app.services.portal import Actor, Portal
+from tests.conftest import METRICS_TOKEN
 from tests.helpers import serve_in_thread
 from tests.integration.lifecycle_support import NEW_HIRE, enroll, start
 
-TOKEN = "metrics-scraper-token-0123456789"
+TOKEN = METRICS_TOKEN  # the `metered` portal's (tests/conftest.py)
 ADMIN = Actor("admin@example.com")
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-def metered(aws, sqlite_url) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
-    p = make_portal(aws, sqlite_url, metrics_token=TOKEN)
-    bootstrap(p, dry_run=False, actor=CLI_ACTOR)
-    yield p
-    p.db.dispose()
 
 
 def scrape(base: str, token: str = TOKEN) -> Samples:

@@ -7,25 +7,14 @@ should not read. The page exists only when IAM_ONBOARD_METRICS_TOKEN is set, and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services.bootstrap import bootstrap
-from app.services.portal import CLI_ACTOR, Portal
-from tests.conftest import make_portal
+from app.services.portal import Portal
+from tests.conftest import METRICS_TOKEN
 
-TOKEN = "metrics-scraper-token-0123456789"
-
-
-@pytest.fixture
-def metered(aws, sqlite_url) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
-    p = make_portal(aws, sqlite_url, metrics_token=TOKEN)
-    bootstrap(p, dry_run=False, actor=CLI_ACTOR)
-    yield p
-    p.db.dispose()
+TOKEN = METRICS_TOKEN  # the `metered` portal's (tests/conftest.py)
 
 
 def test_without_the_token_setting_there_is_no_metrics_page(portal: Portal):
